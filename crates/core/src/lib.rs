@@ -1,0 +1,1 @@
+//! modgate core
