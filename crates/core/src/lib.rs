@@ -1,1 +1,17 @@
-//! modgate core
+//! modgate's pure core: everything that decides, as plain functions over bytes and
+//! strings. No file access and no syscalls here; `modgate-host` reads the files and
+//! calls in.
+
+pub mod config;
+pub mod fnmatch;
+pub mod index;
+pub mod moddb;
+pub mod name;
+pub mod plan;
+pub mod resolve;
+
+pub use config::Config;
+pub use moddb::ModuleDb;
+pub use name::ModuleName;
+pub use plan::{Action, Plan, Reason, Step};
+pub use resolve::{KernelView, ModState, NothingLoaded, ResolveError, Resolver};

@@ -1,1 +1,7 @@
-//! host
+//! modgate's edges: host files under one [`root::Root`], module syscalls, the OCI hook
+//! and the state store. Everything that decides lives in `modgate-core`.
+
+pub mod kernel;
+pub mod modconfig;
+pub mod moddir;
+pub mod root;

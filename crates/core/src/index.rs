@@ -1,0 +1,473 @@
+//! Reader for kmod's binary index files (`modules.dep.bin`, `modules.alias.bin`, ...):
+//! a big-endian trie, magic `0xB007F457`, version 2.1. It works on a byte slice (the
+//! host maps the file) and reads only the nodes a lookup touches.
+
+use crate::fnmatch::fnmatch;
+
+const MAGIC: u32 = 0xB007_F457;
+const VERSION_MAJOR: u32 = 2;
+const NODE_PREFIX: u32 = 0x8000_0000;
+const NODE_VALUES: u32 = 0x4000_0000;
+const NODE_CHILDS: u32 = 0x2000_0000;
+const NODE_MASK: u32 = 0x0FFF_FFFF;
+/// Deeper than any real key: a corrupt file with a cycle stops here instead of looping.
+const MAX_DEPTH: usize = 4096;
+
+/// A corrupt or truncated index: where and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("corrupt index at offset {offset}: {reason}")]
+pub struct IndexError {
+    pub offset: usize,
+    pub reason: &'static str,
+}
+
+fn corrupt<T>(offset: usize, reason: &'static str) -> Result<T, IndexError> {
+    Err(IndexError { offset, reason })
+}
+
+/// One value stored in the index, with the priority depmod gave it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexValue {
+    pub priority: u32,
+    pub value: String,
+}
+
+/// A validated view of one index file.
+#[derive(Debug, Clone, Copy)]
+pub struct BinIndex<'a> {
+    data: &'a [u8],
+    root: u32,
+}
+
+struct Node<'a> {
+    prefix: &'a [u8],
+    first: u8,
+    last: u8,
+    children: &'a [u8],
+    value_count: u32,
+    values: &'a [u8],
+    values_at: usize,
+}
+
+impl<'a> BinIndex<'a> {
+    /// Checks the header; nodes are checked as lookups reach them.
+    pub fn new(data: &'a [u8]) -> Result<Self, IndexError> {
+        if data.len() < 12 {
+            return corrupt(0, "shorter than the 12-byte header");
+        }
+        if be32(data, 0) != Some(MAGIC) {
+            return corrupt(0, "bad magic (not a kmod index)");
+        }
+        let version = be32(data, 4).unwrap_or(0);
+        if version >> 16 != VERSION_MAJOR {
+            return corrupt(4, "unsupported index version");
+        }
+        let root = be32(data, 8).unwrap_or(0);
+        Ok(Self { data, root })
+    }
+
+    fn node(&self, offset: u32) -> Result<Node<'a>, IndexError> {
+        let mut at = (offset & NODE_MASK) as usize;
+        let start = at;
+        if at < 12 || at >= self.data.len() {
+            return corrupt(start, "node offset outside the file");
+        }
+        let mut prefix: &[u8] = &[];
+        if offset & NODE_PREFIX != 0 {
+            let rest = &self.data[at..];
+            let Some(len) = rest.iter().position(|&b| b == 0) else {
+                return corrupt(at, "unterminated node prefix");
+            };
+            prefix = &rest[..len];
+            at += len + 1;
+        }
+        let (mut first, mut last, mut children): (u8, u8, &[u8]) = (1, 0, &[]);
+        if offset & NODE_CHILDS != 0 {
+            if at + 2 > self.data.len() {
+                return corrupt(at, "truncated child range");
+            }
+            first = self.data[at];
+            last = self.data[at + 1];
+            at += 2;
+            if last < first {
+                return corrupt(at - 2, "child range ends before it starts");
+            }
+            let n = (last - first) as usize + 1;
+            let Some(slice) = self.data.get(at..at + 4 * n) else {
+                return corrupt(at, "truncated child table");
+            };
+            children = slice;
+            at += 4 * n;
+        }
+        let (mut value_count, mut values, mut values_at) = (0, &[][..], at);
+        if offset & NODE_VALUES != 0 {
+            let Some(count) = be32(self.data, at) else {
+                return corrupt(at, "truncated value count");
+            };
+            value_count = count;
+            values_at = at + 4;
+            values = &self.data[values_at..];
+        }
+        Ok(Node {
+            prefix,
+            first,
+            last,
+            children,
+            value_count,
+            values,
+            values_at,
+        })
+    }
+
+    fn child(&self, node: &Node<'a>, ch: u8) -> Result<Option<Node<'a>>, IndexError> {
+        if node.children.is_empty() || ch < node.first || ch > node.last {
+            return Ok(None);
+        }
+        let i = (ch - node.first) as usize * 4;
+        let off = be32(node.children, i).unwrap_or(0);
+        if off == 0 {
+            return Ok(None);
+        }
+        self.node(off).map(Some)
+    }
+
+    fn values(&self, node: &Node<'a>) -> Result<Vec<IndexValue>, IndexError> {
+        // The count comes from the file: never trust it for an allocation.
+        let mut out = Vec::with_capacity((node.value_count as usize).min(node.values.len() / 5));
+        let mut at = 0usize;
+        for _ in 0..node.value_count {
+            let Some(priority) = be32(node.values, at) else {
+                return corrupt(node.values_at + at, "truncated value");
+            };
+            at += 4;
+            let rest = node.values.get(at..).unwrap_or(&[]);
+            let Some(len) = rest.iter().position(|&b| b == 0) else {
+                return corrupt(node.values_at + at, "unterminated value");
+            };
+            let value = String::from_utf8_lossy(&rest[..len]).into_owned();
+            at += len + 1;
+            out.push(IndexValue { priority, value });
+        }
+        Ok(out)
+    }
+
+    /// Exact lookup: the first value stored under `key` (kmod's `index_mm_search`).
+    pub fn search(&self, key: &str) -> Result<Option<String>, IndexError> {
+        let key = key.as_bytes();
+        let mut node = self.node(self.root)?;
+        let mut i = 0usize;
+        for _ in 0..MAX_DEPTH {
+            for &b in node.prefix {
+                if key.get(i) != Some(&b) {
+                    return Ok(None);
+                }
+                i += 1;
+            }
+            if i == key.len() {
+                return Ok(self.values(&node)?.into_iter().next().map(|v| v.value));
+            }
+            match self.child(&node, key[i])? {
+                Some(c) => node = c,
+                None => return Ok(None),
+            }
+            i += 1;
+        }
+        corrupt(
+            self.root as usize & NODE_MASK as usize,
+            "trie deeper than any key",
+        )
+    }
+
+    /// Wildcard lookup: the values of every stored pattern that matches `key`, ordered by
+    /// priority as kmod's `index_mm_searchwild` orders them.
+    pub fn search_wild(&self, key: &str) -> Result<Vec<IndexValue>, IndexError> {
+        let mut out = Vec::new();
+        let mut buf = Vec::new();
+        let root = self.node(self.root)?;
+        self.wild_node(root, &mut buf, key.as_bytes(), &mut out)?;
+        Ok(out)
+    }
+
+    fn wild_node(
+        &self,
+        mut node: Node<'a>,
+        buf: &mut Vec<u8>,
+        key: &[u8],
+        out: &mut Vec<IndexValue>,
+    ) -> Result<(), IndexError> {
+        let mut i = 0usize;
+        for _ in 0..MAX_DEPTH {
+            for (j, &ch) in node.prefix.iter().enumerate() {
+                if matches!(ch, b'*' | b'?' | b'[') {
+                    return self.wild_all(&node, j, buf, &key[(i + j).min(key.len())..], out, 0);
+                }
+                if key.get(i + j) != Some(&ch) {
+                    return Ok(());
+                }
+            }
+            i += node.prefix.len();
+            for w in [b'*', b'?', b'['] {
+                if let Some(child) = self.child(&node, w)? {
+                    buf.push(w);
+                    self.wild_all(&child, 0, buf, &key[i..], out, 0)?;
+                    buf.pop();
+                }
+            }
+            if i == key.len() {
+                for v in self.values(&node)? {
+                    add_value(out, v);
+                }
+                return Ok(());
+            }
+            match self.child(&node, key[i])? {
+                Some(c) => node = c,
+                None => return Ok(()),
+            }
+            i += 1;
+        }
+        corrupt(
+            self.root as usize & NODE_MASK as usize,
+            "trie deeper than any key",
+        )
+    }
+
+    fn wild_all(
+        &self,
+        node: &Node<'a>,
+        j: usize,
+        buf: &mut Vec<u8>,
+        subkey: &[u8],
+        out: &mut Vec<IndexValue>,
+        depth: usize,
+    ) -> Result<(), IndexError> {
+        if depth > MAX_DEPTH {
+            return corrupt(node.values_at, "trie deeper than any key");
+        }
+        let pushed = node.prefix.len() - j;
+        buf.extend_from_slice(&node.prefix[j..]);
+        if !node.children.is_empty() {
+            for ch in node.first..=node.last {
+                if let Some(child) = self.child(node, ch)? {
+                    buf.push(ch);
+                    self.wild_all(&child, 0, buf, subkey, out, depth + 1)?;
+                    buf.pop();
+                }
+            }
+        }
+        if node.value_count > 0 {
+            let pattern = String::from_utf8_lossy(buf);
+            if fnmatch(&pattern, &String::from_utf8_lossy(subkey)) {
+                for v in self.values(node)? {
+                    add_value(out, v);
+                }
+            }
+        }
+        buf.truncate(buf.len() - pushed);
+        Ok(())
+    }
+
+    /// Every (key, value) pair, in trie order. Used to cross-check the text forms.
+    pub fn dump(&self) -> Result<Vec<(String, IndexValue)>, IndexError> {
+        let mut out = Vec::new();
+        let mut buf = Vec::new();
+        let root = self.node(self.root)?;
+        self.dump_node(&root, &mut buf, &mut out, 0)?;
+        Ok(out)
+    }
+
+    fn dump_node(
+        &self,
+        node: &Node<'a>,
+        buf: &mut Vec<u8>,
+        out: &mut Vec<(String, IndexValue)>,
+        depth: usize,
+    ) -> Result<(), IndexError> {
+        if depth > MAX_DEPTH {
+            return corrupt(node.values_at, "trie deeper than any key");
+        }
+        let len = buf.len();
+        buf.extend_from_slice(node.prefix);
+        for v in self.values(node)? {
+            out.push((String::from_utf8_lossy(buf).into_owned(), v));
+        }
+        if !node.children.is_empty() {
+            for ch in node.first..=node.last {
+                if let Some(child) = self.child(node, ch)? {
+                    buf.push(ch);
+                    self.dump_node(&child, buf, out, depth + 1)?;
+                    buf.pop();
+                }
+            }
+        }
+        buf.truncate(len);
+        Ok(())
+    }
+}
+
+/// kmod's `add_value`: keep the list sorted by priority; a value goes before the first
+/// one whose priority is not lower than its own.
+pub(crate) fn add_value(out: &mut Vec<IndexValue>, v: IndexValue) {
+    let pos = out
+        .iter()
+        .position(|e| e.priority >= v.priority)
+        .unwrap_or(out.len());
+    out.insert(pos, v);
+}
+
+fn be32(data: &[u8], at: usize) -> Option<u32> {
+    let b = data.get(at..at + 4)?;
+    Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// Builds an index the way depmod lays one out (a fixture writer for unit tests).
+    pub fn build(entries: &[(&str, &str, u32)]) -> Vec<u8> {
+        #[derive(Default)]
+        struct T {
+            children: std::collections::BTreeMap<u8, T>,
+            values: Vec<(u32, String)>,
+        }
+        let mut root = T::default();
+        for (k, v, p) in entries {
+            let mut n = &mut root;
+            for b in k.bytes() {
+                n = n.children.entry(b).or_default();
+            }
+            n.values.push((*p, v.to_string()));
+        }
+        // Chains of value-less single children become a node prefix, as depmod writes them.
+        fn write(t: &T, out: &mut Vec<u8>) -> u32 {
+            let mut prefix = Vec::new();
+            let mut n = t;
+            while n.values.is_empty() && n.children.len() == 1 {
+                let (&c, child) = n.children.iter().next().expect("one child");
+                prefix.push(c);
+                n = child;
+            }
+            let child_offsets: Vec<(u8, u32)> = n
+                .children
+                .iter()
+                .map(|(c, ch)| (*c, write(ch, out)))
+                .collect();
+            let at = out.len() as u32;
+            let mut flags = 0;
+            if !prefix.is_empty() {
+                flags |= NODE_PREFIX;
+                out.extend_from_slice(&prefix);
+                out.push(0);
+            }
+            if !child_offsets.is_empty() {
+                flags |= NODE_CHILDS;
+                let first = child_offsets[0].0;
+                let last = child_offsets[child_offsets.len() - 1].0;
+                out.push(first);
+                out.push(last);
+                for c in first..=last {
+                    let off = child_offsets
+                        .iter()
+                        .find(|(x, _)| *x == c)
+                        .map(|x| x.1)
+                        .unwrap_or(0);
+                    out.extend_from_slice(&off.to_be_bytes());
+                }
+            }
+            if !n.values.is_empty() {
+                flags |= NODE_VALUES;
+                out.extend_from_slice(&(n.values.len() as u32).to_be_bytes());
+                let mut vals = n.values.clone();
+                vals.sort();
+                for (p, v) in vals {
+                    out.extend_from_slice(&p.to_be_bytes());
+                    out.extend_from_slice(v.as_bytes());
+                    out.push(0);
+                }
+            }
+            at | flags
+        }
+        let mut out = vec![0u8; 12];
+        let root_off = write(&root, &mut out);
+        out[0..4].copy_from_slice(&MAGIC.to_be_bytes());
+        out[4..8].copy_from_slice(&0x0002_0001u32.to_be_bytes());
+        out[8..12].copy_from_slice(&root_off.to_be_bytes());
+        out
+    }
+
+    #[test]
+    fn exact_search() {
+        let data = build(&[
+            ("ip_vs", "a.ko:", 1),
+            ("ip_vs_wrr", "b.ko: a.ko", 2),
+            ("dummy", "d.ko:", 3),
+        ]);
+        let idx = BinIndex::new(&data).unwrap();
+        assert_eq!(idx.search("ip_vs").unwrap().as_deref(), Some("a.ko:"));
+        assert_eq!(
+            idx.search("ip_vs_wrr").unwrap().as_deref(),
+            Some("b.ko: a.ko")
+        );
+        assert_eq!(idx.search("ip_v").unwrap(), None);
+        assert_eq!(idx.search("ip_vs_w").unwrap(), None);
+        assert_eq!(idx.search("nosuch").unwrap(), None);
+        assert_eq!(idx.dump().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn wildcard_search_orders_by_priority() {
+        let data = build(&[
+            ("pci:v00001234d*", "late", 9),
+            ("pci:v0000*", "early", 2),
+            ("pci:v00001234d00000001", "exact", 5),
+            ("usb:*", "other", 1),
+            ("fs_ext4", "ext4", 3),
+        ]);
+        let idx = BinIndex::new(&data).unwrap();
+        let got: Vec<String> = idx
+            .search_wild("pci:v00001234d00000001")
+            .unwrap()
+            .into_iter()
+            .map(|v| v.value)
+            .collect();
+        assert_eq!(got, ["early", "exact", "late"]);
+        let got: Vec<String> = idx
+            .search_wild("fs_ext4")
+            .unwrap()
+            .into_iter()
+            .map(|v| v.value)
+            .collect();
+        assert_eq!(got, ["ext4"]);
+        assert!(idx.search_wild("nomatch").unwrap().is_empty());
+    }
+
+    #[test]
+    fn corrupt_and_truncated_files_are_errors_not_panics() {
+        let data = build(&[("ip_vs", "a.ko:", 1), ("ip_vs_wrr", "b.ko: a.ko", 2)]);
+        assert_eq!(BinIndex::new(&data[..8]).unwrap_err().offset, 0);
+        let mut bad = data.clone();
+        bad[0] = 0;
+        assert!(BinIndex::new(&bad).unwrap_err().reason.contains("magic"));
+        // Every truncation either fails cleanly or still answers: never a panic.
+        for cut in 12..data.len() {
+            if let Ok(idx) = BinIndex::new(&data[..cut]) {
+                let _ = idx.search("ip_vs_wrr");
+                let _ = idx.search_wild("ip_vs*");
+                let _ = idx.dump();
+            }
+        }
+        // Flipped bytes anywhere: same.
+        for i in 12..data.len() {
+            let mut d = data.clone();
+            d[i] ^= 0xA5;
+            let idx = BinIndex::new(&d).unwrap();
+            let _ = idx.search("ip_vs_wrr");
+            let _ = idx.search_wild("ip_vs*");
+        }
+        let mut d = data.clone();
+        let len = d.len() as u32 + 100;
+        d[8..12].copy_from_slice(&(len | NODE_PREFIX).to_be_bytes());
+        let err = BinIndex::new(&d).unwrap().search("x").unwrap_err();
+        assert_eq!(err.reason, "node offset outside the file");
+    }
+}
