@@ -364,6 +364,12 @@ impl<'r> Resolver<'r> {
                     .install_for(&name)
                     .map(|c| (c.command.clone(), c.source.clone())),
             };
+            // kmod's module_options_concat leaves a space after non-empty options.
+            let shown = if options.is_empty() {
+                String::new()
+            } else {
+                format!("{options} ")
+            };
             let ignore_cmd = self.has_softdeps(m);
             if self.mods[m].path.is_none() {
                 self.deps(m)?;
@@ -373,14 +379,14 @@ impl<'r> Resolver<'r> {
             let action = match (&install, &self.mods[m].path) {
                 (Some((command, source)), _) if !ignore_cmd => {
                     plan.modprobe_lines
-                        .push(format!("install {command} {options}"));
+                        .push(format!("install {command} {shown}"));
                     Action::Disabled {
                         command: command.clone(),
                         source: source.to_string(),
                     }
                 }
                 (_, Some(path)) => {
-                    plan.modprobe_lines.push(format!("insmod {path} {options}"));
+                    plan.modprobe_lines.push(format!("insmod {path} {shown}"));
                     match kernel.state(&name) {
                         ModState::Live => Action::Loaded,
                         ModState::Coming => Action::Coming,

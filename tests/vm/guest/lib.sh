@@ -1,0 +1,276 @@
+# Helpers for the VM test cases (busybox sh). Sourced by /guest/runner and by
+# every case; a case runs in its own shell with CASE set to its name.
+#
+# Results
+#   pass NAME                  report a passing check
+#   fail NAME WHY              report a failing check
+#   begin NAME ... end         collect `want` conditions; end reports one result
+#   want WHAT CMD [ARGS...]    within begin/end: CMD must succeed, else WHAT is
+#                              added to the reasons for failure
+#   want_loaded MOD...         these modules are in /proc/modules
+#   want_not_loaded MOD...     these modules are not
+#   want_mods SNAPSHOT         the loaded modules are exactly SNAPSHOT (from `mods`)
+#   not CMD [ARGS...]          succeeds when CMD fails
+# Modules
+#   mods                       sorted names from /proc/modules
+#   loaded MOD                 MOD is in /proc/modules
+#   reset_modules              unload everything loaded since the VM booted
+# Containers
+#   run_ctr RUNTIME ID ENVVALUE [KEY=VALUE]
+#       writes /run/bundles/ID/config.json (a busybox container; modgate as
+#       its prestart hook; KERNEL_MODULES=ENVVALUE in process.env unless
+#       ENVVALUE is empty; the annotation KEY=VALUE if given), runs it with
+#       RUNTIME (crun or runc) and sets CTR_RC, CTR_BUNDLE and the files
+#       CTR_OUT, CTR_ERR (the runtime's stdout and stderr) and CTR_LOG (the
+#       hook's --log file). Knobs, as variables:
+#         HOOK_PATH   hook executable (default /usr/bin/modgate)
+#         HOOK_ARGS   JSON list items of the hook args; @STAGE@, @BUNDLE@ are
+#                     replaced (default: "modgate","hook","@STAGE@","--log","@BUNDLE@/hook.log")
+#         HOOK_STAGES hook stages to install (default: prestart; "none" for none)
+#         CTR_ARGS    JSON list items of the container command
+#   write_config BUNDLE ID ENVVALUE [KEY=VALUE]   only write the config.json
+#   hook_state BUNDLE ID [STATUS]                 the OCI state JSON a runtime
+#                                                 passes to a hook on stdin
+#   hook_by_hand BUNDLE ID [ARGS...]
+#       runs `modgate ARGS` (default: hook prestart) in BUNDLE with the OCI
+#       state on stdin, as a runtime would; sets HOOK_RC and the files
+#       HOOK_OUT, HOOK_ERR
+#   show FILE LABEL            print FILE indented, for the console log
+
+MODGATE=${MODGATE:-/usr/bin/modgate}
+RESULTS=${RESULTS:-/tmp/modgate-results}
+BASELINE=${BASELINE:-/tmp/modgate-baseline}
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+
+# Debian's busybox shell runs its own applets before anything on PATH: route
+# the module tools to kmod, the reference implementation.
+modprobe() { /sbin/modprobe "$@"; }
+insmod() { /sbin/insmod "$@"; }
+rmmod() { /sbin/rmmod "$@"; }
+lsmod() { /sbin/lsmod "$@"; }
+modinfo() { /sbin/modinfo "$@"; }
+depmod() { /sbin/depmod "$@"; }
+
+pass() {
+    echo "@@MODGATE PASS $CASE: $1"
+    echo "PASS $CASE: $1" >>"$RESULTS"
+    return 0
+}
+
+fail() {
+    echo "@@MODGATE FAIL $CASE: $1: ${2:-failed}"
+    echo "FAIL $CASE: $1" >>"$RESULTS"
+    return 0
+}
+
+not() { ! "$@"; }
+
+begin() {
+    _CHECK=$1
+    _WHY=
+}
+
+_why() { _WHY="${_WHY:+$_WHY; }$1"; }
+
+want() {
+    _what=$1
+    shift
+    "$@" || _why "$_what"
+    return 0
+}
+
+want_loaded() {
+    _miss=
+    for _m in "$@"; do loaded "$_m" || _miss="$_miss $_m"; done
+    [ -z "$_miss" ] || _why "not loaded:$_miss"
+    return 0
+}
+
+want_not_loaded() {
+    _extra=
+    for _m in "$@"; do loaded "$_m" && _extra="$_extra $_m"; done
+    [ -z "$_extra" ] || _why "loaded but should not be:$_extra"
+    return 0
+}
+
+want_mods() {
+    _now=$(mods)
+    if [ "$_now" != "$1" ]; then
+        echo "$1" >/tmp/.want_mods.old
+        echo "$_now" >/tmp/.want_mods.new
+        _add=$(grep -vxF -f /tmp/.want_mods.old /tmp/.want_mods.new | tr '\n' ' ')
+        _gone=$(grep -vxF -f /tmp/.want_mods.new /tmp/.want_mods.old | tr '\n' ' ')
+        _why "module set changed (added: ${_add:-none}; removed: ${_gone:-none})"
+    fi
+    return 0
+}
+
+end() {
+    if [ -z "$_WHY" ]; then pass "$_CHECK"; else fail "$_CHECK" "$_WHY"; fi
+}
+
+mods() {
+    cut -d' ' -f1 /proc/modules | sort
+}
+
+loaded() {
+    # /proc/modules spells every name with underscores.
+    grep -q "^$(echo "$1" | tr - _) " /proc/modules
+}
+
+reset_modules() {
+    _i=0
+    while :; do
+        _extra=$(mods | grep -vxF -f "$BASELINE")
+        [ -z "$_extra" ] && return 0
+        _i=$((_i + 1))
+        if [ $_i -gt 30 ]; then
+            echo "reset_modules: cannot unload:" $_extra
+            return 1
+        fi
+        for _m in $_extra; do rmmod "$_m" 2>/dev/null; done
+    done
+}
+
+show() {
+    [ -s "$1" ] || return 0
+    sed "s/^/    $2| /" "$1"
+}
+
+hook_state() {
+    printf '{"ociVersion":"1.0.2","id":"%s","status":"%s","pid":1,"bundle":"%s","annotations":{}}' \
+        "$2" "${3:-creating}" "$1"
+}
+
+_hooks_json() {
+    _b=$1
+    _stages=${HOOK_STAGES:-prestart}
+    [ "$_stages" = none ] && return 0
+    _args=${HOOK_ARGS:-'"modgate","hook","@STAGE@","--log","@BUNDLE@/hook.log"'}
+    printf '\t"hooks": {\n'
+    _sep=
+    for _s in $_stages; do
+        _a=$(echo "$_args" | sed -e "s|@STAGE@|$_s|g" -e "s|@BUNDLE@|$_b|g")
+        printf '%s\t\t"%s": [ { "path": "%s", "args": [ %s ], "timeout": 60 } ]' \
+            "$_sep" "$_s" "${HOOK_PATH:-$MODGATE}" "$_a"
+        _sep=',
+'
+    done
+    printf '\n\t},\n'
+}
+
+# Modelled on the output of `runc spec`: no terminal, a read-only busybox
+# root shared by all containers, modgate as the prestart hook.
+write_config() {
+    _b=$1 _id=$2 _env=$3 _ann=${4:-}
+    _envline=
+    [ -n "$_env" ] && _envline=",
+			\"KERNEL_MODULES=$_env\""
+    _cargs=${CTR_ARGS:-'"sh", "-c", "echo hello from '"$_id"'"'}
+    _annjson=
+    [ -n "$_ann" ] && _annjson="
+	\"annotations\": { \"${_ann%%=*}\": \"${_ann#*=}\" },"
+    cat <<JSON
+{
+	"ociVersion": "1.0.2",$_annjson
+	"process": {
+		"terminal": false,
+		"user": { "uid": 0, "gid": 0 },
+		"args": [ $_cargs ],
+		"env": [
+			"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+			"TERM=xterm"$_envline
+		],
+		"cwd": "/",
+		"capabilities": {
+			"bounding": [ "CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE" ],
+			"effective": [ "CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE" ],
+			"permitted": [ "CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE" ],
+			"ambient": [ "CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE" ]
+		},
+		"rlimits": [ { "type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024 } ],
+		"noNewPrivileges": true
+	},
+	"root": { "path": "/ctr/rootfs", "readonly": true },
+	"hostname": "$_id",
+$(_hooks_json "$_b")	"mounts": [
+		{ "destination": "/proc", "type": "proc", "source": "proc" },
+		{ "destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+		  "options": [ "nosuid", "strictatime", "mode=755", "size=65536k" ] },
+		{ "destination": "/dev/pts", "type": "devpts", "source": "devpts",
+		  "options": [ "nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620" ] },
+		{ "destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+		  "options": [ "nosuid", "noexec", "nodev", "mode=1777", "size=65536k" ] },
+		{ "destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+		  "options": [ "nosuid", "noexec", "nodev" ] },
+		{ "destination": "/sys", "type": "sysfs", "source": "sysfs",
+		  "options": [ "nosuid", "noexec", "nodev", "ro" ] },
+		{ "destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+		  "options": [ "nosuid", "noexec", "nodev", "relatime", "ro" ] }
+	],
+	"linux": {
+		"resources": { "devices": [ { "allow": false, "access": "rwm" } ] },
+		"namespaces": [
+			{ "type": "pid" }, { "type": "network" }, { "type": "ipc" },
+			{ "type": "uts" }, { "type": "mount" }
+		],
+		"maskedPaths": [
+			"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys",
+			"/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
+			"/proc/sched_debug", "/sys/firmware", "/proc/scsi"
+		],
+		"readonlyPaths": [
+			"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"
+		]
+	}
+}
+JSON
+}
+
+run_ctr() {
+    _rt=$1 _id=$2 _env=$3 _ann=${4:-}
+    CTR_BUNDLE=/run/bundles/$_id
+    rm -rf "$CTR_BUNDLE"
+    mkdir -p "$CTR_BUNDLE"
+    write_config "$CTR_BUNDLE" "$_id" "$_env" "$_ann" >"$CTR_BUNDLE/config.json"
+    CTR_OUT=$CTR_BUNDLE/stdout
+    CTR_ERR=$CTR_BUNDLE/stderr
+    CTR_LOG=$CTR_BUNDLE/hook.log
+    timeout 120 "$_rt" run --bundle "$CTR_BUNDLE" "$_id" </dev/null >"$CTR_OUT" 2>"$CTR_ERR"
+    CTR_RC=$?
+    "$_rt" delete -f "$_id" >/dev/null 2>&1
+    echo "  $_rt run $_id (KERNEL_MODULES=${_env:-<unset>}${_ann:+, annotation $_ann}): exit $CTR_RC"
+    show "$CTR_OUT" stdout
+    show "$CTR_ERR" stderr
+    show "$CTR_LOG" hook.log
+    return 0
+}
+
+hook_by_hand() {
+    _b=$1 _id=$2
+    shift 2
+    [ $# -gt 0 ] || set -- hook prestart
+    HOOK_OUT=$_b/hook.stdout
+    HOOK_ERR=$_b/hook.stderr
+    hook_state "$_b" "$_id" | (cd "$_b" && timeout 120 "$MODGATE" "$@") >"$HOOK_OUT" 2>"$HOOK_ERR"
+    HOOK_RC=$?
+    echo "  modgate $* (bundle $_b): exit $HOOK_RC"
+    show "$HOOK_OUT" stdout
+    show "$HOOK_ERR" stderr
+    return 0
+}
+
+# new_bundle ID ENVVALUE [KEY=VALUE]: a bundle directory with a config.json,
+# for hooks run by hand. Prints its path.
+new_bundle() {
+    _nb=/run/bundles/$1
+    rm -rf "$_nb"
+    mkdir -p "$_nb"
+    write_config "$_nb" "$1" "$2" "${3:-}" >"$_nb/config.json"
+    echo "$_nb"
+}
+
+# One line of stderr that starts with "modgate:" and contains WORD.
+one_modgate_line() { # FILE WORD
+    [ "$(grep -c . "$1")" -eq 1 ] && grep -q "^modgate:.*$2" "$1"
+}
