@@ -1,0 +1,44 @@
+//! Everything a command needs about one host: its root, kernel release, module
+//! directory and modprobe configuration, opened once.
+
+use std::path::PathBuf;
+
+use modgate_core::{Config, KernelView, Plan, ResolveError, Resolver};
+
+use crate::modconfig;
+use crate::moddir::{ModDirError, ModuleDir};
+use crate::root::Root;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error(transparent)]
+    ModDir(#[from] ModDirError),
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
+}
+
+pub struct Context {
+    pub root: Root,
+    pub release: String,
+    pub dir: ModuleDir,
+    pub config: Config,
+}
+
+impl Context {
+    pub fn open(root: Root, release: String, config_dirs: &[PathBuf]) -> Result<Self, ModDirError> {
+        let dir = ModuleDir::open(&root, &release)?;
+        let config = modconfig::load(&root, config_dirs, &dir.dir);
+        Ok(Self {
+            root,
+            release,
+            dir,
+            config,
+        })
+    }
+
+    pub fn plan(&self, names: &[&str], kernel: &dyn KernelView) -> Result<Plan, PlanError> {
+        let db = self.dir.db()?;
+        let mut r = Resolver::new(&db, &self.config, &self.dir.dirname);
+        Ok(r.plan(names, kernel)?)
+    }
+}

@@ -1,0 +1,298 @@
+//! Executes a load plan: inserts each module in order, waits for ones being loaded by
+//! someone else, and on any required failure removes what this request inserted (in
+//! reverse) before failing. Modules that were already loaded are never touched.
+
+use std::ffi::CString;
+use std::io;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use modgate_core::{Action, ModState, Plan};
+
+use crate::kernel::Sysfs;
+use crate::modfile::{self, Compression, ModFileError};
+use crate::root::Root;
+use crate::syscall::{ModuleSyscalls, MODULE_INIT_COMPRESSED_FILE};
+use modgate_core::KernelView;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("this kernel has no loadable module support ({} does not exist)", .0)]
+    NoModuleSupport(String),
+    #[error("module {module:?} is disabled by install command in {source_file}")]
+    Disabled { module: String, source_file: String },
+    #[error("module {module:?} has no module file and is not built in")]
+    Missing { module: String },
+    #[error("module {module:?}")]
+    File {
+        module: String,
+        #[source]
+        source: ModFileError,
+    },
+    #[error("could not insert module {module:?}: {reason}")]
+    Insert {
+        module: String,
+        reason: String,
+        errno: i32,
+    },
+    #[error("module {module:?} was still being loaded by another process after {waited:?}")]
+    ComingTimeout { module: String, waited: Duration },
+    #[error("{cause}; rolled back {rolled_back:?}{}", if .left.is_empty() { String::new() } else { format!(", could not remove {:?}", .left) })]
+    RolledBack {
+        #[source]
+        cause: Box<LoadError>,
+        rolled_back: Vec<String>,
+        left: Vec<String>,
+    },
+}
+
+/// What a load did.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct LoadReport {
+    /// Inserted by this request, in order.
+    pub inserted: Vec<String>,
+    /// Live (or built in) before this request, or loaded meanwhile by someone else.
+    pub present: Vec<String>,
+    /// Optional softdeps that failed, with why; they do not fail the request.
+    pub skipped: Vec<(String, String)>,
+}
+
+pub struct Loader<'a> {
+    pub root: &'a Root,
+    pub syscalls: &'a dyn ModuleSyscalls,
+    /// The real module directory and the prefix the plan's paths carry.
+    pub moddir: &'a Path,
+    pub dirname: &'a str,
+    /// How long to wait for a module another process is loading.
+    pub coming_wait: Duration,
+}
+
+impl Loader<'_> {
+    pub fn load(&self, plan: &Plan) -> Result<LoadReport, LoadError> {
+        let mut report = LoadReport::default();
+        let needs_insert = plan
+            .steps
+            .iter()
+            .any(|s| matches!(s.action, Action::Insert { .. }));
+        if needs_insert && !self.root.path("proc/modules").exists() {
+            return Err(LoadError::NoModuleSupport(
+                self.root.path("proc/modules").display().to_string(),
+            ));
+        }
+        for step in &plan.steps {
+            let result = match &step.action {
+                Action::Loaded | Action::Builtin => {
+                    report.present.push(step.module.clone());
+                    Ok(())
+                }
+                Action::Coming => self.wait_coming(&step.module, &mut report),
+                Action::Disabled { source, .. } => Err(LoadError::Disabled {
+                    module: step.module.clone(),
+                    source_file: source.clone(),
+                }),
+                Action::Missing => Err(LoadError::Missing {
+                    module: step.module.clone(),
+                }),
+                Action::Insert { path, options } => {
+                    self.insert(&step.module, path, options, &mut report)
+                }
+            };
+            match result {
+                Ok(()) => {}
+                Err(e) if !step.required => {
+                    tracing::warn!(module = %step.module, error = %e, "optional softdep not loaded");
+                    report.skipped.push((step.module.clone(), e.to_string()));
+                }
+                Err(e) => return Err(self.roll_back(e, &report.inserted)),
+            }
+        }
+        Ok(report)
+    }
+
+    fn wait_coming(&self, module: &str, report: &mut LoadReport) -> Result<(), LoadError> {
+        let sysfs = Sysfs { root: self.root };
+        let start = Instant::now();
+        loop {
+            match sysfs.state(module) {
+                ModState::Coming => {}
+                ModState::Live | ModState::Builtin => {
+                    report.present.push(module.to_string());
+                    return Ok(());
+                }
+                // The other loader failed or it went away: nothing of ours to wait for.
+                ModState::Going | ModState::Absent => {
+                    return Err(LoadError::Insert {
+                        module: module.to_string(),
+                        reason: "another process was loading it and it did not come up".into(),
+                        errno: libc::ENOENT,
+                    })
+                }
+            }
+            if start.elapsed() >= self.coming_wait {
+                return Err(LoadError::ComingTimeout {
+                    module: module.to_string(),
+                    waited: self.coming_wait,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn insert(
+        &self,
+        module: &str,
+        path: &str,
+        options: &str,
+        report: &mut LoadReport,
+    ) -> Result<(), LoadError> {
+        let file_err = |source| LoadError::File {
+            module: module.to_string(),
+            source,
+        };
+        let rel = path
+            .strip_prefix(self.dirname)
+            .map(|r| r.trim_start_matches('/'))
+            .unwrap_or(path);
+        let file = modfile::open_beneath(self.moddir, rel).map_err(file_err)?;
+        let mut head = [0u8; 6];
+        let n = read_head(&file, &mut head).map_err(|source| {
+            file_err(ModFileError::Open {
+                path: path.into(),
+                source,
+            })
+        })?;
+        let kind = Compression::sniff(&head[..n]);
+        let params = CString::new(options.trim()).map_err(|_| LoadError::Insert {
+            module: module.to_string(),
+            reason: "options contain a NUL byte".into(),
+            errno: libc::EINVAL,
+        })?;
+        let result = if kind == Compression::None {
+            match self.syscalls.finit_module(&file, &params, 0) {
+                Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
+                    let image = modfile::read_image(&file, kind, path).map_err(file_err)?;
+                    self.init(module, &image, &params)
+                }
+                r => r,
+            }
+        } else if self.kernel_decompresses(kind) {
+            self.syscalls
+                .finit_module(&file, &params, MODULE_INIT_COMPRESSED_FILE)
+        } else {
+            let image = modfile::read_image(&file, kind, path).map_err(file_err)?;
+            self.init(module, &image, &params)
+        };
+        match result {
+            Ok(()) => {
+                report.inserted.push(module.to_string());
+                Ok(())
+            }
+            // Someone else loaded it between the plan and now: it is theirs, not ours.
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                report.present.push(module.to_string());
+                Ok(())
+            }
+            Err(e) => Err(LoadError::Insert {
+                module: module.to_string(),
+                reason: explain(self.root, module, &e),
+                errno: e.raw_os_error().unwrap_or(0),
+            }),
+        }
+    }
+
+    fn init(&self, module: &str, image: &[u8], params: &CString) -> io::Result<()> {
+        crate::syscall::FAKE_CURRENT.with(|c| *c.borrow_mut() = module.to_string());
+        self.syscalls.init_module(image, params)
+    }
+
+    fn kernel_decompresses(&self, kind: Compression) -> bool {
+        std::fs::read_to_string(self.root.path("sys/module/compression"))
+            .map(|s| s.trim() == kind.kernel_name())
+            .unwrap_or(false)
+    }
+
+    /// Removes, newest first, what this request inserted; returns the error to report.
+    fn roll_back(&self, cause: LoadError, inserted: &[String]) -> LoadError {
+        if inserted.is_empty() {
+            return cause;
+        }
+        let (mut rolled_back, mut left) = (Vec::new(), Vec::new());
+        for m in inserted.iter().rev() {
+            let ok = CString::new(m.as_str()).map(|c| self.syscalls.delete_module(&c));
+            match ok {
+                Ok(Ok(())) => rolled_back.push(m.clone()),
+                Ok(Err(e)) => {
+                    tracing::warn!(module = %m, error = %e, "could not roll back");
+                    left.push(m.clone());
+                }
+                Err(_) => left.push(m.clone()),
+            }
+        }
+        LoadError::RolledBack {
+            cause: Box::new(cause),
+            rolled_back,
+            left,
+        }
+    }
+}
+
+fn read_head(mut f: &std::fs::File, buf: &mut [u8]) -> io::Result<usize> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut n = 0;
+    while n < buf.len() {
+        let r = f.read(&mut buf[n..])?;
+        if r == 0 {
+            break;
+        }
+        n += r;
+    }
+    f.seek(SeekFrom::Start(0))?;
+    Ok(n)
+}
+
+/// What an insertion error means for the operator.
+pub fn explain(root: &Root, module: &str, e: &io::Error) -> String {
+    let read = |p: &str| std::fs::read_to_string(root.path(p)).unwrap_or_default();
+    match e.raw_os_error() {
+        Some(libc::EPERM) => {
+            if read("proc/sys/kernel/modules_disabled").trim() == "1" {
+                return "operation not permitted: module loading is disabled (kernel.modules_disabled=1; only a reboot re-enables it)".into();
+            }
+            if !has_cap_sys_module(&read("proc/self/status")) {
+                return "operation not permitted: this process lacks CAP_SYS_MODULE (run the hook as root in the host's user namespace)".into();
+            }
+            let lockdown = read("sys/kernel/security/lockdown");
+            if lockdown.contains("[integrity]") || lockdown.contains("[confidentiality]") {
+                return "operation not permitted: the kernel is locked down and refuses unsigned modules".into();
+            }
+            let cmdline = read("proc/cmdline");
+            let blocked = cmdline
+                .split_whitespace()
+                .filter_map(|w| w.strip_prefix("module_blacklist="))
+                .any(|l| l.split(',').any(|m| m.replace('-', "_") == module));
+            if blocked {
+                return format!("operation not permitted: module_blacklist= on the kernel command line names {module}");
+            }
+            "operation not permitted".into()
+        }
+        Some(libc::EKEYREJECTED) | Some(libc::ENOKEY) | Some(libc::EBADMSG) => {
+            format!("signature rejected ({e}): the kernel enforces module signatures and this module's is missing, unknown or invalid")
+        }
+        Some(libc::ENOEXEC) => {
+            "invalid module format: built for another kernel, or the file is corrupt".into()
+        }
+        Some(libc::ENOENT) => "unknown symbol in module, or unknown parameter (see dmesg)".into(),
+        Some(libc::ENOSYS) => "this kernel has no loadable module support".into(),
+        _ => e.to_string(),
+    }
+}
+
+fn has_cap_sys_module(status: &str) -> bool {
+    const CAP_SYS_MODULE: u32 = 16;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|h| u64::from_str_radix(h.trim(), 16).ok())
+        .map(|caps| caps & (1 << CAP_SYS_MODULE) != 0)
+        .unwrap_or(true)
+}

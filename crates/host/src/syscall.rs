@@ -1,0 +1,161 @@
+//! The syscall boundary: inserting and removing modules. Everything that touches the
+//! kernel's module list goes through [`ModuleSyscalls`], so tests pass a recording fake.
+
+use std::ffi::CStr;
+use std::fs::File;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::sync::Mutex;
+
+/// `finit_module` flag: the file is compressed and the kernel decompresses it.
+pub const MODULE_INIT_COMPRESSED_FILE: u32 = 4;
+
+pub trait ModuleSyscalls: Sync {
+    fn finit_module(&self, file: &File, params: &CStr, flags: u32) -> io::Result<()>;
+    fn init_module(&self, image: &[u8], params: &CStr) -> io::Result<()>;
+    /// Always non-blocking (`O_NONBLOCK`): a module in use is left, never waited for.
+    fn delete_module(&self, name: &CStr) -> io::Result<()>;
+}
+
+/// The real thing.
+pub struct Syscalls;
+
+impl ModuleSyscalls for Syscalls {
+    fn finit_module(&self, file: &File, params: &CStr, flags: u32) -> io::Result<()> {
+        // SAFETY: finit_module(2) reads from a valid open fd and a NUL-terminated string
+        // that both outlive the call; it writes no user memory.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_finit_module,
+                file.as_raw_fd(),
+                params.as_ptr(),
+                flags as libc::c_uint,
+            )
+        };
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+
+    fn init_module(&self, image: &[u8], params: &CStr) -> io::Result<()> {
+        // SAFETY: init_module(2) reads `len` bytes from a live slice and a NUL-terminated
+        // string, both borrowed for the whole call; it writes no user memory.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_init_module,
+                image.as_ptr(),
+                image.len() as libc::c_ulong,
+                params.as_ptr(),
+            )
+        };
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+
+    fn delete_module(&self, name: &CStr) -> io::Result<()> {
+        // SAFETY: delete_module(2) reads a NUL-terminated name that outlives the call.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_delete_module,
+                name.as_ptr(),
+                libc::O_NONBLOCK as libc::c_uint,
+            )
+        };
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+}
+
+/// What the recording fake saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Call {
+    Finit {
+        name: String,
+        params: String,
+        flags: u32,
+    },
+    Init {
+        name: String,
+        len: usize,
+        params: String,
+    },
+    Delete {
+        name: String,
+    },
+}
+
+/// A fake kernel for unit tests: records every call and fails the ones it is told to.
+/// It learns a module's name from the file name of the fd it is given.
+#[derive(Default)]
+pub struct RecordingSyscalls {
+    pub calls: Mutex<Vec<Call>>,
+    /// module name → errno to fail its insertion with.
+    pub fail_insert: Vec<(String, i32)>,
+}
+
+impl RecordingSyscalls {
+    pub fn calls(&self) -> Vec<Call> {
+        self.calls.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    fn outcome(&self, name: &str) -> io::Result<()> {
+        match self.fail_insert.iter().find(|(n, _)| n == name) {
+            Some((_, errno)) => Err(io::Error::from_raw_os_error(*errno)),
+            None => Ok(()),
+        }
+    }
+}
+
+fn name_of_fd(file: &File) -> String {
+    let link =
+        std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())).unwrap_or_default();
+    modgate_core::name::modname_from_path(&link.to_string_lossy())
+}
+
+thread_local! {
+    /// The module `init_module` is loading, for the fake (an image has no file name).
+    pub static FAKE_CURRENT: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
+impl ModuleSyscalls for RecordingSyscalls {
+    fn finit_module(&self, file: &File, params: &CStr, flags: u32) -> io::Result<()> {
+        let name = name_of_fd(file);
+        if let Ok(mut c) = self.calls.lock() {
+            c.push(Call::Finit {
+                name: name.clone(),
+                params: params.to_string_lossy().into(),
+                flags,
+            });
+        }
+        self.outcome(&name)
+    }
+
+    fn init_module(&self, image: &[u8], params: &CStr) -> io::Result<()> {
+        let name = FAKE_CURRENT.with(|c| c.borrow().clone());
+        if let Ok(mut c) = self.calls.lock() {
+            c.push(Call::Init {
+                name: name.clone(),
+                len: image.len(),
+                params: params.to_string_lossy().into(),
+            });
+        }
+        self.outcome(&name)
+    }
+
+    fn delete_module(&self, name: &CStr) -> io::Result<()> {
+        if let Ok(mut c) = self.calls.lock() {
+            c.push(Call::Delete {
+                name: name.to_string_lossy().into(),
+            });
+        }
+        Ok(())
+    }
+}

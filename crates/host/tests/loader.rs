@@ -1,0 +1,217 @@
+//! The loader against the fixture root with a recording fake kernel (unit-level: no real
+//! kernel here; the VM suite loads for real).
+
+use std::path::Path;
+use std::time::Duration;
+
+use modgate_host::context::Context;
+use modgate_host::kernel::Sysfs;
+use modgate_host::loader::{LoadError, Loader};
+use modgate_host::root::Root;
+use modgate_host::syscall::{Call, RecordingSyscalls};
+
+fn fixture_copy() -> tempfile::TempDir {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/roots/basic");
+    let dst = tempfile::tempdir().expect("tempdir");
+    copy_dir(&src, dst.path());
+    dst
+}
+
+fn copy_dir(src: &Path, dst: &Path) {
+    std::fs::create_dir_all(dst).expect("mkdir");
+    for e in std::fs::read_dir(src).expect("readdir").flatten() {
+        let to = dst.join(e.file_name());
+        if e.file_type().expect("type").is_dir() {
+            copy_dir(&e.path(), &to);
+        } else {
+            std::fs::copy(e.path(), &to).expect("copy");
+        }
+    }
+}
+
+fn set_live(root: &Path, name: &str) {
+    let d = root.join("sys/module").join(name);
+    std::fs::create_dir_all(&d).expect("mkdir");
+    std::fs::write(d.join("initstate"), "live\n").expect("write");
+}
+
+fn run(
+    root: &Path,
+    names: &[&str],
+    fake: &RecordingSyscalls,
+) -> Result<modgate_host::loader::LoadReport, LoadError> {
+    let ctx = Context::open(Root::new(root), "6.1.0-fixture".into(), &[]).expect("open");
+    let plan = ctx.plan(names, &Sysfs { root: &ctx.root }).expect("plan");
+    let loader = Loader {
+        root: &ctx.root,
+        syscalls: fake,
+        moddir: &ctx.dir.dir,
+        dirname: &ctx.dir.dirname,
+        coming_wait: Duration::from_millis(50),
+    };
+    loader.load(&plan)
+}
+
+fn inserted(calls: &[Call]) -> Vec<String> {
+    calls
+        .iter()
+        .filter_map(|c| match c {
+            Call::Finit { name, .. } | Call::Init { name, .. } => Some(name.clone()),
+            Call::Delete { .. } => None,
+        })
+        .collect()
+}
+
+#[test]
+fn loads_in_order_with_options() {
+    let t = fixture_copy();
+    let fake = RecordingSyscalls::default();
+    let report = run(t.path(), &["ip_vs_wrr"], &fake).expect("load");
+    let calls = fake.calls();
+    assert_eq!(
+        inserted(&calls),
+        [
+            "crc32c_generic",
+            "libcrc32c",
+            "nf_conntrack",
+            "ip_vs",
+            "ip_vs_wrr"
+        ]
+    );
+    assert!(calls.contains(&Call::Finit {
+        name: "ip_vs".into(),
+        params: "conn_tab_bits=12".into(),
+        flags: 0
+    }));
+    assert!(calls.contains(&Call::Finit {
+        name: "ip_vs_wrr".into(),
+        params: "weight=2".into(),
+        flags: 0
+    }));
+    assert_eq!(report.inserted.len(), 5);
+}
+
+#[test]
+fn a_failure_rolls_back_only_what_this_request_inserted() {
+    let t = fixture_copy();
+    set_live(t.path(), "nf_conntrack");
+    let fake = RecordingSyscalls {
+        fail_insert: vec![("ip_vs_wrr".into(), libc::ENOENT)],
+        ..Default::default()
+    };
+    let err = run(t.path(), &["ip_vs_wrr"], &fake).expect_err("must fail");
+    let msg = format!("{err}");
+    assert!(msg.contains("unknown symbol"), "{msg}");
+    let deletes: Vec<String> = fake
+        .calls()
+        .into_iter()
+        .filter_map(|c| {
+            if let Call::Delete { name } = c {
+                Some(name)
+            } else {
+                None
+            }
+        })
+        .collect();
+    // nf_conntrack was live before: never touched.
+    assert_eq!(deletes, ["ip_vs", "libcrc32c", "crc32c_generic"]);
+    assert!(matches!(err, LoadError::RolledBack { .. }));
+}
+
+#[test]
+fn optional_softdep_failure_does_not_fail_the_request() {
+    let t = fixture_copy();
+    let fake = RecordingSyscalls {
+        fail_insert: vec![("crc32c_generic".into(), libc::ENODEV)],
+        ..Default::default()
+    };
+    let report = run(t.path(), &["libcrc32c"], &fake).expect("load");
+    assert_eq!(report.inserted, ["libcrc32c"]);
+    assert_eq!(report.skipped.len(), 1);
+}
+
+#[test]
+fn eexist_counts_as_present_not_inserted() {
+    let t = fixture_copy();
+    let fake = RecordingSyscalls {
+        fail_insert: vec![("dummy".into(), libc::EEXIST)],
+        ..Default::default()
+    };
+    let report = run(t.path(), &["dummy"], &fake).expect("load");
+    assert!(report.inserted.is_empty());
+    assert_eq!(report.present, ["dummy"]);
+}
+
+#[test]
+fn compressed_module_is_decompressed_in_process() {
+    let t = fixture_copy();
+    let fake = RecordingSyscalls::default();
+    run(t.path(), &["xzmod"], &fake).expect("load");
+    let want = "\x7fELF fixture module xzmod, compressed\n".len();
+    assert_eq!(
+        fake.calls(),
+        [Call::Init {
+            name: "xzmod".into(),
+            len: want,
+            params: String::new()
+        }]
+    );
+}
+
+#[test]
+fn kernel_side_decompression_when_the_kernel_supports_it() {
+    let t = fixture_copy();
+    std::fs::create_dir_all(t.path().join("sys/module")).expect("mkdir");
+    std::fs::write(t.path().join("sys/module/compression"), "xz\n").expect("write");
+    let fake = RecordingSyscalls::default();
+    run(t.path(), &["xzmod"], &fake).expect("load");
+    assert_eq!(
+        fake.calls(),
+        [Call::Finit {
+            name: "xzmod".into(),
+            params: String::new(),
+            flags: 4
+        }]
+    );
+}
+
+#[test]
+fn no_module_support_is_reported_before_any_syscall() {
+    let t = fixture_copy();
+    std::fs::remove_file(t.path().join("proc/modules")).expect("rm");
+    let fake = RecordingSyscalls::default();
+    let err = run(t.path(), &["dummy"], &fake).expect_err("must fail");
+    assert!(format!("{err}").contains("no loadable module support"));
+    assert!(fake.calls().is_empty());
+}
+
+#[test]
+fn install_command_disables_a_module() {
+    let t = fixture_copy();
+    let fake = RecordingSyscalls::default();
+    let err = run(t.path(), &["cramfs"], &fake).expect_err("must fail");
+    assert!(
+        format!("{err}").contains("disabled by install command in"),
+        "{err}"
+    );
+    assert!(fake.calls().is_empty());
+}
+
+#[test]
+fn all_live_means_no_syscalls() {
+    let t = fixture_copy();
+    for m in [
+        "crc32c_generic",
+        "libcrc32c",
+        "nf_conntrack",
+        "ip_vs",
+        "ip_vs_wrr",
+    ] {
+        set_live(t.path(), m);
+    }
+    std::fs::remove_file(t.path().join("proc/modules")).expect("rm");
+    let fake = RecordingSyscalls::default();
+    let report = run(t.path(), &["ip_vs_wrr"], &fake).expect("load");
+    assert!(fake.calls().is_empty());
+    assert_eq!(report.present.len(), 5);
+}
