@@ -2,8 +2,10 @@
 
 mod cli;
 mod commands;
+mod logging;
 mod settings;
 
+use std::ffi::OsString;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -11,8 +13,8 @@ use clap::Parser;
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
-    match run(cli) {
+    let cli = cli::Cli::parse_from(args());
+    match run(&cli) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("modgate: {}", chain(e.as_ref()));
@@ -21,10 +23,29 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: cli::Cli) -> Result<ExitCode, Error> {
-    let s = settings::Settings::resolve(&cli.global)?;
+/// Invoked as `syscontainer-hooks` (a link left where syscontainer-tools installed its
+/// hook), behave as `modgate hook` so existing hook specs keep working.
+fn args() -> Vec<OsString> {
+    let mut args: Vec<OsString> = std::env::args_os().collect();
+    let argv0 = args.first().map(|a| {
+        std::path::Path::new(a)
+            .file_name()
+            .unwrap_or_default()
+            .to_os_string()
+    });
+    if argv0.as_deref() == Some(std::ffi::OsStr::new("syscontainer-hooks")) {
+        args.insert(1, "hook".into());
+    }
+    args
+}
+
+fn run(cli: &cli::Cli) -> Result<ExitCode, Error> {
+    let g = &cli.global;
     match &cli.command {
-        cli::Command::Plan(a) => commands::plan::run(&s, a),
+        cli::Command::Plan(a) => commands::plan::run(&settings::Settings::resolve(g)?, a),
+        cli::Command::Load(a) => commands::load::run(g, a),
+        cli::Command::Hook(a) => commands::hook::run(g, a),
+        cli::Command::Policy(c) => commands::policy::run(g, c),
     }
 }
 

@@ -1,7 +1,9 @@
 //! Resolved settings: the root, the kernel release, the configuration search path.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use modgate_host::context::Context;
 use modgate_host::root::Root;
 
 use crate::cli::Global;
@@ -29,4 +31,22 @@ impl Settings {
             config_dirs: g.config_dirs.clone(),
         })
     }
+
+    pub fn context(&self) -> Result<Context, modgate_host::moddir::ModDirError> {
+        Context::open(self.root.clone(), self.release.clone(), &self.config_dirs)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid --annotation {0:?}: expected KEY=VALUE")]
+pub struct BadAnnotation(String);
+
+pub fn annotations(list: &[String]) -> Result<BTreeMap<String, String>, BadAnnotation> {
+    list.iter()
+        .map(|a| {
+            a.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .ok_or_else(|| BadAnnotation(a.clone()))
+        })
+        .collect()
 }

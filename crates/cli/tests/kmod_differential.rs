@@ -78,9 +78,9 @@ fn modprobe(
         None => Command::new("modprobe").args(&args).output(),
         Some(file) => {
             // A private mount namespace with our command line over /proc/cmdline.
-            let script = format!("mount --bind \"$0\" /proc/cmdline && exec modprobe \"$@\"");
+            let script = "mount --bind \"$0\" /proc/cmdline && exec modprobe \"$@\"";
             Command::new("unshare")
-                .args(["-m", "--propagation", "private", "sh", "-c", &script])
+                .args(["-m", "--propagation", "private", "sh", "-c", script])
                 .arg(file)
                 .args(&args)
                 .output()
@@ -199,7 +199,7 @@ fn alias_names(tree: &Tree) -> Vec<String> {
             continue;
         }
         nwild += 1;
-        if nwild % 60 != 0 {
+        if !nwild.is_multiple_of(60) {
             continue;
         }
         let mut s = String::new();

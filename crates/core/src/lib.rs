@@ -7,11 +7,16 @@ pub mod fnmatch;
 pub mod index;
 pub mod moddb;
 pub mod name;
+pub mod oci;
 pub mod plan;
+pub mod policy;
+pub mod request;
 pub mod resolve;
 
 pub use config::Config;
 pub use moddb::ModuleDb;
 pub use name::ModuleName;
 pub use plan::{Action, Plan, Reason, Step};
+pub use policy::Policy;
+pub use request::Request;
 pub use resolve::{KernelView, ModState, NothingLoaded, ResolveError, Resolver};

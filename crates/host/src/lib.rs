@@ -2,10 +2,13 @@
 //! and the state store. Everything that decides lives in `modgate-core`.
 
 pub mod context;
+pub mod hook;
 pub mod kernel;
 pub mod loader;
+pub mod lock;
 pub mod modconfig;
 pub mod moddir;
 pub mod modfile;
+pub mod policyfile;
 pub mod root;
 pub mod syscall;

@@ -1,0 +1,96 @@
+//! `modgate hook STAGE`: the OCI hook. Exits 0 only when the container may start.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use modgate_host::hook::{self, HookError, HookSettings, Outcome, Stage};
+use modgate_host::root::Root;
+use modgate_host::syscall::Syscalls;
+
+use crate::cli::{Global, HookArgs};
+use crate::Error;
+
+pub fn run(g: &Global, args: &HookArgs) -> Result<ExitCode, Error> {
+    let raw = args
+        .state
+        .as_deref()
+        .or(args.stage.as_deref())
+        .unwrap_or("");
+    let stage = Stage::parse(raw).ok_or_else(|| HookError::UnknownStage(raw.to_string()))?;
+    match stage {
+        Stage::CreateContainer => return Err(HookError::WrongStage("createContainer").into()),
+        Stage::StartContainer => return Err(HookError::WrongStage("startContainer").into()),
+        Stage::Poststart => return Ok(ExitCode::SUCCESS),
+        Stage::Prestart | Stage::CreateRuntime | Stage::Poststop => {}
+    }
+    watchdog(args.timeout);
+    // The fast path: this runs on every container start, so nothing is read or set up
+    // before we know the container asks for something.
+    let state = hook::read_state(std::io::stdin().lock())?;
+    let config = hook::read_config(&state)?;
+    let request = hook::request_of(&state, &config)?;
+    if request.is_empty() && stage != Stage::Poststop {
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(w) = crate::logging::init(args.log.as_ref()) {
+        eprintln!("modgate: warning: {w}");
+    }
+    if args.with_relabel {
+        tracing::warn!(
+            "--with-relabel is accepted for syscontainer-hooks compatibility and ignored"
+        );
+    }
+    let settings = HookSettings {
+        root: Root::new(&g.root),
+        release: g.kernel_release.clone(),
+        config_dirs: g.config_dirs.clone(),
+        policy: args.policy.clone(),
+        coming_wait: Duration::from_secs(args.timeout.max(1)),
+    };
+    let mut outcome = Outcome {
+        container: state.id.clone(),
+        stage: raw.to_string(),
+        ..Default::default()
+    };
+    let result = match stage {
+        Stage::Poststop => {
+            outcome.decision = "released".into();
+            Ok(())
+        }
+        _ => hook::load_request(
+            &settings,
+            &Syscalls,
+            &state,
+            &config,
+            &request,
+            &mut outcome,
+        ),
+    };
+    let loaded = outcome
+        .report
+        .as_ref()
+        .map(|r| r.inserted.join(","))
+        .unwrap_or_default();
+    tracing::info!(
+        container = %outcome.container,
+        stage = %outcome.stage,
+        requested = %outcome.requested.join(","),
+        plan = %outcome.plan.join(","),
+        decision = %outcome.decision,
+        loaded = %loaded,
+        micros = outcome.micros,
+        "hook"
+    );
+    result?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Fails the hook cleanly when it overruns its deadline, so a stuck load cannot hang
+/// the container's start forever.
+fn watchdog(secs: u64) {
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(secs));
+        eprintln!("modgate: hook timed out after {secs}s");
+        std::process::exit(1);
+    });
+}

@@ -1,0 +1,156 @@
+//! The only parts of OCI runtime data the hook reads: the state on stdin and, from the
+//! bundle's `config.json`, `process.env` and `annotations`. Unknown fields are ignored so
+//! a new runtime-spec field never breaks the hook.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::request::{Request, RequestError};
+
+/// The annotation a container (or a Kubernetes pod on CRI-O) requests modules with.
+pub const ANNOTATION: &str = "modgate.io/kernel-modules";
+/// The environment variable of openEuler's system containers.
+pub const ENV_VAR: &str = "KERNEL_MODULES";
+/// Largest `config.json` the hook reads.
+pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct State {
+    #[serde(default, rename = "ociVersion")]
+    pub oci_version: String,
+    pub id: String,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub pid: Option<i64>,
+    #[serde(default)]
+    pub bundle: Option<String>,
+    /// Older runc and iSulad's lxc driver.
+    #[serde(default, rename = "bundlePath")]
+    pub bundle_path: Option<String>,
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OciError {
+    #[error("invalid OCI state on stdin")]
+    State(#[source] serde_json::Error),
+    #[error("OCI state on stdin has no bundle (neither \"bundle\" nor \"bundlePath\")")]
+    NoBundle,
+    #[error("OCI state on stdin has an empty container id")]
+    NoId,
+    #[error("invalid config.json")]
+    Config(#[source] serde_json::Error),
+}
+
+impl State {
+    pub fn parse(bytes: &[u8]) -> Result<Self, OciError> {
+        let s: State = serde_json::from_slice(bytes).map_err(OciError::State)?;
+        if s.id.is_empty() {
+            return Err(OciError::NoId);
+        }
+        if s.bundle().is_none() {
+            return Err(OciError::NoBundle);
+        }
+        Ok(s)
+    }
+
+    pub fn bundle(&self) -> Option<&str> {
+        self.bundle
+            .as_deref()
+            .or(self.bundle_path.as_deref())
+            .filter(|b| !b.is_empty())
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+struct Process {
+    #[serde(default)]
+    env: Vec<String>,
+}
+
+/// `config.json`, reduced to what the hook reads.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ConfigView {
+    #[serde(default)]
+    process: Option<Process>,
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl ConfigView {
+    pub fn parse(bytes: &[u8]) -> Result<Self, OciError> {
+        serde_json::from_slice(bytes).map_err(OciError::Config)
+    }
+
+    /// The value of the first `NAME=` entry, as `getenv` would find it.
+    pub fn env(&self, name: &str) -> Option<&str> {
+        let env = &self.process.as_ref()?.env;
+        env.iter()
+            .find_map(|e| e.strip_prefix(name).and_then(|r| r.strip_prefix('=')))
+    }
+
+    /// The container's request: `KERNEL_MODULES`, then the annotation merged after it.
+    pub fn request(&self) -> Result<Request, RequestError> {
+        let mut r = Request::default();
+        if let Some(v) = self.env(ENV_VAR) {
+            r.extend(v, "KERNEL_MODULES")?;
+        }
+        if let Some(v) = self.annotations.get(ANNOTATION) {
+            r.extend(v, "annotation modgate.io/kernel-modules")?;
+        }
+        Ok(r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_from_runtimes() {
+        let crun = br#"{"ociVersion":"1.0","id":"ctr-crun1","pid":9642,"root":"rootfs","bundle":"/srv/b","status":"created","annotations":{"a":"b"}}"#;
+        let runc = br#"{"ociVersion":"1.0.2-dev","id":"ctr-runc1","status":"creating","pid":9817,"bundle":"/srv/b"}"#;
+        let old = br#"{"ociVersion":"1.0.0","id":"x","pid":1,"bundlePath":"/srv/old"}"#;
+        let poststop = br#"{"ociVersion":"1.0.2-dev","id":"ctr","status":"stopped","bundle":"/srv/b","newField":{"x":1}}"#;
+        assert_eq!(State::parse(crun).unwrap().bundle(), Some("/srv/b"));
+        assert_eq!(State::parse(runc).unwrap().id, "ctr-runc1");
+        assert_eq!(State::parse(old).unwrap().bundle(), Some("/srv/old"));
+        assert_eq!(State::parse(poststop).unwrap().pid, None);
+        assert!(matches!(
+            State::parse(b"{\"id\":\"x\"}"),
+            Err(OciError::NoBundle)
+        ));
+        assert!(matches!(
+            State::parse(b"{\"id\":\"\",\"bundle\":\"/b\"}"),
+            Err(OciError::NoId)
+        ));
+        assert!(matches!(State::parse(b"not json"), Err(OciError::State(_))));
+        assert!(matches!(State::parse(b""), Err(OciError::State(_))));
+    }
+
+    #[test]
+    fn request_from_env_and_annotation() {
+        let c = ConfigView::parse(
+            br#"{"ociVersion":"1.0.2","process":{"env":["PATH=/bin","KERNEL_MODULES_X=no","KERNEL_MODULES=ip_vs,ip_vs_wrr","KERNEL_MODULES=second"],"capabilities":{"bounding":["CAP_NEW_THING"]}},
+                "annotations":{"modgate.io/kernel-modules":"dummy, ip_vs"},"unknown":[1,2]}"#,
+        )
+        .unwrap();
+        assert_eq!(c.env("KERNEL_MODULES"), Some("ip_vs,ip_vs_wrr"));
+        let names: Vec<String> = c
+            .request()
+            .unwrap()
+            .names()
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        assert_eq!(names, ["ip_vs", "ip_vs_wrr", "dummy"]);
+        let none = ConfigView::parse(br#"{"process":{"env":["PATH=/bin"]}}"#).unwrap();
+        assert!(none.request().unwrap().is_empty());
+        let bad = ConfigView::parse(br#"{"process":{"env":["KERNEL_MODULES=-r,ip_vs"]}}"#).unwrap();
+        assert!(bad.request().is_err());
+        assert!(ConfigView::parse(b"{").is_err());
+    }
+}
