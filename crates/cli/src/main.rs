@@ -49,7 +49,8 @@ fn run(cli: &cli::Cli) -> Result<ExitCode, Error> {
     }
 }
 
-/// An error and its causes on one line: `outer: inner: root cause`.
+/// An error and its causes on one line: `outer: inner: root cause`. A cause whose text
+/// spans lines (a foreign parser's report) is folded onto the one line.
 pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = e.to_string();
     let mut cur = e.source();
@@ -61,5 +62,5 @@ pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
         }
         cur = c.source();
     }
-    out
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
 }

@@ -58,11 +58,11 @@ fn default_unload() -> Unload {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("invalid policy {source_file}")]
+#[error("invalid policy {source_file}: line {line}: {message}")]
 pub struct PolicyError {
     pub source_file: String,
-    #[source]
-    pub source: Box<toml::de::Error>,
+    pub line: usize,
+    pub message: String,
 }
 
 /// A refusal: which module, and why, citing the policy.
@@ -85,9 +85,13 @@ pub struct Allowed {
 
 impl Policy {
     pub fn parse(source: &str, text: &str) -> Result<Self, PolicyError> {
-        let mut p: Policy = toml::from_str(text).map_err(|e| PolicyError {
-            source_file: source.to_string(),
-            source: Box::new(e),
+        let mut p: Policy = toml::from_str(text).map_err(|e| {
+            let at = e.span().map(|s| s.start).unwrap_or(0).min(text.len());
+            PolicyError {
+                source_file: source.to_string(),
+                line: text[..at].matches('\n').count() + 1,
+                message: e.message().trim().replace('\n', " "),
+            }
         })?;
         p.source = source.to_string();
         p.allow = p.allow.iter().map(|g| underscores(g)).collect();
@@ -356,7 +360,12 @@ mod tests {
 
     #[test]
     fn unknown_keys_and_bad_values_are_errors() {
-        assert!(Policy::parse("p", "mode = \"allowlist\"\nalow = []\n").is_err());
+        let e = Policy::parse("p", "mode = \"allowlist\"\nalow = []\n").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("invalid policy p: line 2: unknown field `alow`"),
+            "{e}"
+        );
         assert!(Policy::parse("p", "mode = \"yolo\"\n").is_err());
         assert!(
             Policy::parse("p", "allow = []\n").is_err(),
