@@ -17,6 +17,14 @@ pub trait ModuleSyscalls: Sync {
     fn delete_module(&self, name: &CStr) -> io::Result<()>;
 }
 
+/// Arms (or, with 0, cancels) the process's alarm: when it fires, SIGALRM's default
+/// action ends the process.
+pub fn alarm(secs: u64) {
+    let secs = secs.min(u32::MAX as u64) as libc::c_uint;
+    // SAFETY: alarm(2) takes a plain integer and touches no memory.
+    unsafe { libc::alarm(secs) };
+}
+
 /// The real thing.
 pub struct Syscalls;
 

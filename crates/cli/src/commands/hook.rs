@@ -23,15 +23,18 @@ pub fn run(g: &Global, args: &HookArgs) -> Result<ExitCode, Error> {
         Stage::Poststart => return Ok(ExitCode::SUCCESS),
         Stage::Prestart | Stage::CreateRuntime | Stage::Poststop => {}
     }
-    watchdog(args.timeout);
     // The fast path: this runs on every container start, so nothing is read or set up
-    // before we know the container asks for something.
+    // before we know the container asks for something. Until then the kernel's alarm is
+    // the deadline (it kills the hook, which fails closed); a thread costs too much here.
+    modgate_host::syscall::alarm(args.timeout);
     let state = hook::read_state(std::io::stdin().lock())?;
     let config = hook::read_config(&state)?;
     let request = hook::request_of(&state, &config)?;
     if request.is_empty() && stage != Stage::Poststop {
         return Ok(ExitCode::SUCCESS);
     }
+    modgate_host::syscall::alarm(0);
+    watchdog(args.timeout);
     if let Some(w) = crate::logging::init(args.log.as_ref()) {
         eprintln!("modgate: warning: {w}");
     }
