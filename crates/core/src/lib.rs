@@ -3,6 +3,8 @@
 //! calls in.
 
 pub mod config;
+pub mod doctor;
+pub mod engine;
 pub mod fnmatch;
 pub mod index;
 pub mod moddb;
@@ -12,6 +14,8 @@ pub mod plan;
 pub mod policy;
 pub mod request;
 pub mod resolve;
+pub mod runc_args;
+pub mod wrapper_config;
 
 pub use config::Config;
 pub use moddb::ModuleDb;

@@ -1,0 +1,284 @@
+//! containerd's `/etc/containerd/config.toml`: a CRI runtime whose `BinaryName` is
+//! modgate's wrapper, edited with `toml_edit` so comments and layout survive, and the
+//! Kubernetes RuntimeClass that selects it.
+
+use toml_edit::{value, DocumentMut, Item, Table};
+
+use super::{is_wrapper_path, Edit, EngineError, RUNTIME_NAME};
+
+/// Where the CRI plugin's runtimes live, per config `version`.
+fn runtimes_path(version: i64) -> [&'static str; 4] {
+    match version {
+        1 => ["plugins", "cri", "containerd", "runtimes"],
+        2 => [
+            "plugins",
+            "io.containerd.grpc.v1.cri",
+            "containerd",
+            "runtimes",
+        ],
+        _ => [
+            "plugins",
+            "io.containerd.cri.v1.runtime",
+            "containerd",
+            "runtimes",
+        ],
+    }
+}
+
+fn parse(text: &str, what: &str) -> Result<DocumentMut, EngineError> {
+    text.parse::<DocumentMut>().map_err(|e| EngineError::Toml {
+        what: what.to_string(),
+        source: Box::new(e),
+    })
+}
+
+/// The config version: an explicit `version`; a file without one is version 1 to
+/// containerd; a new file is written as version 2 (containerd 1.x and 2.x read it).
+fn version_of(doc: &DocumentMut, blank: bool, what: &str) -> Result<i64, EngineError> {
+    match doc.get("version") {
+        None if blank => Ok(2),
+        None => Ok(1),
+        Some(v) => match v.as_integer() {
+            Some(n @ 1..=3) => Ok(n),
+            _ => Err(EngineError::Shape {
+                what: what.to_string(),
+                reason: format!("unsupported config version {}", v.to_string().trim()),
+            }),
+        },
+    }
+}
+
+fn table_at<'a>(
+    t: &'a mut Table,
+    key: &str,
+    what: &str,
+    at: &str,
+) -> Result<&'a mut Table, EngineError> {
+    let item = t.entry(key).or_insert_with(|| {
+        let mut n = Table::new();
+        n.set_implicit(true);
+        Item::Table(n)
+    });
+    item.as_table_mut().ok_or_else(|| EngineError::Shape {
+        what: what.to_string(),
+        reason: format!("{at}{key} is not a table"),
+    })
+}
+
+fn max_position(t: &Table) -> usize {
+    t.iter()
+        .filter_map(|(_, i)| i.as_table())
+        .map(|c| c.position().unwrap_or(0).max(max_position(c)))
+        .max()
+        .unwrap_or(0)
+}
+
+/// Makes a table we create explicit (a `[header]` of its own) at the end of the file.
+fn place(t: &mut Table, next: &mut usize) {
+    if t.is_implicit() {
+        t.set_implicit(false);
+        t.set_position(*next);
+        *next += 1;
+    }
+}
+
+fn set_str(t: &mut Table, key: &str, v: &str) {
+    if t.get(key).and_then(Item::as_str) != Some(v) {
+        t.insert(key, value(v));
+    }
+}
+
+/// The config with the `modgate` runtime in place.
+pub fn merge(existing: Option<&str>, wrapper: &str, what: &str) -> Result<Edit, EngineError> {
+    let text = existing.unwrap_or("");
+    let blank = text.trim().is_empty();
+    let mut doc = parse(text, what)?;
+    let version = version_of(&doc, blank, what)?;
+    if blank {
+        doc.insert("version", value(version));
+    }
+    // New tables go at the end of the file, not among the parent's subtables.
+    let mut next = max_position(doc.as_table()) + 1;
+    let mut t = doc.as_table_mut();
+    let mut at = String::new();
+    for key in runtimes_path(version).into_iter().chain([RUNTIME_NAME]) {
+        t = table_at(t, key, what, &at)?;
+        at.push_str(&format!("{key}."));
+    }
+    place(t, &mut next);
+    set_str(t, "runtime_type", "io.containerd.runc.v2");
+    let options = table_at(t, "options", what, &at)?;
+    place(options, &mut next);
+    set_str(options, "BinaryName", wrapper);
+    let out = doc.to_string();
+    if out == text {
+        return Ok(Edit::unchanged(text));
+    }
+    Ok(Edit {
+        text: out,
+        changed: true,
+    })
+}
+
+/// What to add by hand, for a config of this version (printed without `--write`).
+pub fn snippet(existing: Option<&str>, wrapper: &str, what: &str) -> Result<String, EngineError> {
+    let blank = existing.is_none_or(|t| t.trim().is_empty());
+    let version = version_of(&parse(existing.unwrap_or(""), what)?, blank, what)?;
+    let key = runtimes_path(version)
+        .iter()
+        .map(|k| {
+            if k.contains('.') {
+                format!("{k:?}")
+            } else {
+                k.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(".");
+    Ok(format!(
+        "[{key}.{RUNTIME_NAME}]\n  runtime_type = \"io.containerd.runc.v2\"\n[{key}.{RUNTIME_NAME}.options]\n  BinaryName = {wrapper:?}\n"
+    ))
+}
+
+/// The RuntimeClass that sends a pod to the `modgate` runtime handler.
+pub fn runtime_class() -> String {
+    format!(
+        "apiVersion: node.k8s.io/v1\nkind: RuntimeClass\nmetadata:\n  name: {RUNTIME_NAME}\nhandler: {RUNTIME_NAME}\n"
+    )
+}
+
+/// modgate's runtime in a config: its name and `BinaryName`, for `doctor`.
+pub fn modgate_runtime(text: &str, what: &str) -> Result<Option<(String, String)>, EngineError> {
+    let doc = parse(text, what)?;
+    for version in 1..=3 {
+        let mut item: Option<&Item> = Some(doc.as_item());
+        for k in runtimes_path(version) {
+            item = item.and_then(|i| i.get(k));
+        }
+        let Some(runtimes) = item.and_then(Item::as_table_like) else {
+            continue;
+        };
+        for (name, rt) in runtimes.iter() {
+            let bin = rt
+                .get("options")
+                .and_then(|o| o.get("BinaryName"))
+                .and_then(Item::as_str);
+            if let Some(bin) = bin.filter(|b| is_wrapper_path(b)) {
+                return Ok(Some((name.to_string(), bin.to_string())));
+            }
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const W: &str = "/usr/local/bin/modgate-runtime";
+
+    /// Debian's containerd package ships this file.
+    const DEBIAN: &str = r#"version = 2
+
+[plugins]
+  [plugins."io.containerd.grpc.v1.cri"]
+    [plugins."io.containerd.grpc.v1.cri".cni]
+      bin_dir = "/usr/lib/cni"
+      conf_dir = "/etc/cni/net.d"
+  [plugins."io.containerd.internal.v1.opt"]
+    path = "/var/lib/containerd/opt"
+"#;
+
+    #[test]
+    fn merges_by_version() {
+        let cases: Vec<(Option<&str>, &str)> = vec![
+            (
+                None,
+                "plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.modgate",
+            ),
+            (
+                Some(DEBIAN),
+                "plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.modgate",
+            ),
+            (
+                Some("# old style\n[plugins.cri]\n  sandbox_image = \"x\"\n"),
+                "plugins.cri.containerd.runtimes.modgate",
+            ),
+            (
+                Some("version = 3\n"),
+                "plugins.\"io.containerd.cri.v1.runtime\".containerd.runtimes.modgate",
+            ),
+        ];
+        for (input, table) in cases {
+            let e = merge(input, W, "config.toml").unwrap();
+            assert!(e.changed, "{input:?}");
+            assert!(
+                e.text.contains(&format!(
+                    "[{table}]\nruntime_type = \"io.containerd.runc.v2\""
+                )),
+                "{}",
+                e.text
+            );
+            assert!(
+                e.text
+                    .contains(&format!("[{table}.options]\nBinaryName = \"{W}\"")),
+                "{}",
+                e.text
+            );
+            // Everything that was there is still there, byte for byte.
+            if let Some(old) = input {
+                assert!(e.text.starts_with(old), "{}", e.text);
+            }
+            let back: toml::Table = toml::from_str(&e.text).unwrap();
+            assert!(back.contains_key("plugins"));
+            assert_eq!(
+                modgate_runtime(&e.text, "c").unwrap(),
+                Some(("modgate".into(), W.into()))
+            );
+            let again = merge(Some(&e.text), W, "config.toml").unwrap();
+            assert!(!again.changed, "second run changed:\n{}", e.text);
+        }
+    }
+
+    #[test]
+    fn updates_binary_and_keeps_other_keys() {
+        let old = "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.modgate]\n  runtime_type = \"io.containerd.runc.v2\"\n  privileged_without_host_devices = true # keep me\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.modgate.options]\n  BinaryName = \"/old/modgate-runtime\"\n  SystemdCgroup = true\n";
+        let e = merge(Some(old), W, "c").unwrap();
+        assert!(e.changed);
+        assert!(e
+            .text
+            .contains("privileged_without_host_devices = true # keep me"));
+        assert!(e.text.contains("SystemdCgroup = true"));
+        assert!(e.text.contains(&format!("BinaryName = \"{W}\"")));
+        assert!(!e.text.contains("/old/"));
+    }
+
+    #[test]
+    fn rejects_malformed() {
+        for bad in [
+            "version = 2\n[plugins",
+            "plugins = 3\nversion = 2",
+            "version = \"two\"",
+            "version = 9",
+        ] {
+            assert!(merge(Some(bad), W, "c").is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn snippet_and_runtime_class() {
+        let s = snippet(Some(DEBIAN), W, "c").unwrap();
+        assert_eq!(
+            s,
+            format!("[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.modgate]\n  runtime_type = \"io.containerd.runc.v2\"\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.modgate.options]\n  BinaryName = \"{W}\"\n")
+        );
+        // The snippet, appended, is what merge writes.
+        let appended = format!("{DEBIAN}{s}");
+        assert_eq!(
+            modgate_runtime(&appended, "c").unwrap(),
+            Some(("modgate".into(), W.into()))
+        );
+        assert!(runtime_class().contains("handler: modgate\n"));
+        assert_eq!(modgate_runtime(DEBIAN, "c").unwrap(), None);
+    }
+}

@@ -1,0 +1,174 @@
+//! OCI hooks.d files (schema version 1.0.0), read by podman and CRI-O from
+//! `/usr/share/containers/oci/hooks.d` and `/etc/containers/oci/hooks.d`. A file holds
+//! one command for a set of stages, and modgate's command names its stage, so there is
+//! one file per stage: `modgate-prestart.json` and `modgate-poststop.json`.
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{is_modgate_path, parse_object, pretty, Edit, EngineError, HookCommand};
+use crate::oci::ANNOTATION;
+
+/// When the engine runs the hook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum When {
+    /// For every container; the hook returns at once when nothing is requested.
+    Always,
+    /// Only for containers that carry the annotation `modgate.io/kernel-modules`
+    /// (how a Kubernetes pod on CRI-O asks).
+    Annotation,
+}
+
+pub fn file_name(stage: &str) -> String {
+    format!("modgate-{stage}.json")
+}
+
+/// The regular expression hooks.d matches annotation keys with.
+pub fn annotation_regex() -> String {
+    format!("^{}$", ANNOTATION.replace('.', "\\."))
+}
+
+pub fn document(hook: &HookCommand, stage: &str, when: When) -> Value {
+    let when = match when {
+        When::Always => json!({ "always": true }),
+        When::Annotation => json!({ "annotations": { annotation_regex(): ".+" } }),
+    };
+    json!({ "version": "1.0.0", "hook": hook.entry(stage), "when": when, "stages": [stage] })
+}
+
+/// The file's new text; unchanged when an existing file already means the same.
+/// A malformed existing file is an error: it is left for the operator to look at.
+pub fn merge(
+    existing: Option<&str>,
+    hook: &HookCommand,
+    stage: &str,
+    when: When,
+    what: &str,
+) -> Result<Edit, EngineError> {
+    let want = document(hook, stage, when);
+    if let Some(t) = existing {
+        let have = parse_object(Some(t), what)?;
+        if Value::Object(have) == want {
+            return Ok(Edit::unchanged(t));
+        }
+    }
+    Ok(Edit {
+        text: pretty(&want),
+        changed: true,
+    })
+}
+
+#[derive(Debug, Deserialize)]
+struct FileView {
+    #[serde(default)]
+    hook: Option<HookView>,
+    #[serde(default)]
+    stages: Vec<String>,
+    #[serde(default)]
+    when: Value,
+}
+
+#[derive(Debug, Deserialize)]
+struct HookView {
+    path: String,
+}
+
+/// What a hooks.d file says about modgate, for `doctor`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub path: String,
+    pub stages: Vec<String>,
+    pub when: Option<When>,
+}
+
+/// modgate's hook in a hooks.d file, if the file is one of modgate's.
+pub fn modgate_hook(text: &str, what: &str) -> Result<Option<Found>, EngineError> {
+    let f: FileView = serde_json::from_str(text).map_err(|source| EngineError::Json {
+        what: what.to_string(),
+        source,
+    })?;
+    let Some(h) = f.hook.filter(|h| is_modgate_path(&h.path, "")) else {
+        return Ok(None);
+    };
+    let when = if f.when.get("always") == Some(&Value::Bool(true)) {
+        Some(When::Always)
+    } else if f
+        .when
+        .get("annotations")
+        .and_then(Value::as_object)
+        .is_some_and(|m| m.contains_key(&annotation_regex()))
+    {
+        Some(When::Annotation)
+    } else {
+        None
+    };
+    Ok(Some(Found {
+        path: h.path,
+        stages: f.stages,
+        when,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hook() -> HookCommand {
+        HookCommand::new("/usr/local/bin/modgate")
+    }
+
+    #[test]
+    fn documents() {
+        assert_eq!(
+            document(&hook(), "prestart", When::Always),
+            json!({"version": "1.0.0",
+                   "hook": {"path": "/usr/local/bin/modgate",
+                            "args": ["modgate", "hook", "prestart"], "timeout": 30},
+                   "when": {"always": true}, "stages": ["prestart"]})
+        );
+        assert_eq!(
+            document(&hook(), "poststop", When::Annotation)["when"],
+            json!({"annotations": {"^modgate\\.io/kernel-modules$": ".+"}})
+        );
+        assert_eq!(file_name("poststop"), "modgate-poststop.json");
+    }
+
+    #[test]
+    fn merge_cases() {
+        let first = merge(None, &hook(), "prestart", When::Always, "f").unwrap();
+        assert!(first.changed);
+        let cases = [
+            (first.text.clone(), When::Always, false),
+            (first.text.clone(), When::Annotation, true),
+            // Same meaning, compact: left as it is.
+            (
+                serde_json::to_string(&document(&hook(), "prestart", When::Always)).unwrap(),
+                When::Always,
+                false,
+            ),
+        ];
+        for (existing, when, changed) in cases {
+            let e = merge(Some(&existing), &hook(), "prestart", when, "f").unwrap();
+            assert_eq!(e.changed, changed, "{existing} {when:?}");
+        }
+        assert!(merge(Some("{"), &hook(), "prestart", When::Always, "f").is_err());
+    }
+
+    #[test]
+    fn reads_back() {
+        for when in [When::Always, When::Annotation] {
+            let text = pretty(&document(&hook(), "poststop", when));
+            assert_eq!(
+                modgate_hook(&text, "f").unwrap(),
+                Some(Found {
+                    path: "/usr/local/bin/modgate".into(),
+                    stages: vec!["poststop".into()],
+                    when: Some(when),
+                })
+            );
+        }
+        let other = r#"{"version":"1.0.0","hook":{"path":"/usr/bin/nvidia-container-toolkit"},"when":{"always":true},"stages":["prestart"]}"#;
+        assert_eq!(modgate_hook(other, "f").unwrap(), None);
+        assert!(modgate_hook("nope", "f").is_err());
+    }
+}

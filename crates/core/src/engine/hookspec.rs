@@ -1,0 +1,152 @@
+//! iSulad's hook spec (`isula run --hook-spec FILE`, or the daemon-wide `hook-spec` of
+//! `daemon.json`): `{"prestart":[{"path","args","env","timeout"}],"poststart":[...],
+//! "poststop":[...]}`. modgate adds one entry to prestart and one to poststop and
+//! leaves every other entry and key alone.
+
+use serde_json::Value;
+
+use super::{edit_object, is_modgate_path, place_entry, Edit, EngineError, HookCommand, STAGES};
+
+/// The hook spec with modgate's entries in place.
+pub fn merge(existing: Option<&str>, hook: &HookCommand, what: &str) -> Result<Edit, EngineError> {
+    edit_object(existing, what, |spec| {
+        for stage in STAGES {
+            let v = spec
+                .entry(stage.to_string())
+                .or_insert_with(|| Value::Array(Vec::new()));
+            if v.is_null() {
+                *v = Value::Array(Vec::new());
+            }
+            let list = v.as_array_mut().ok_or_else(|| EngineError::Shape {
+                what: what.to_string(),
+                reason: format!("{stage:?} is not a list of hooks"),
+            })?;
+            place_entry(list, hook.entry(stage), &hook.path);
+        }
+        Ok(())
+    })
+}
+
+/// The paths of modgate's hooks in a spec, per stage, for `doctor`.
+pub fn modgate_hooks(text: &str, what: &str) -> Result<Vec<(String, String)>, EngineError> {
+    let spec = super::parse_object(Some(text), what)?;
+    let mut found = Vec::new();
+    for (stage, list) in &spec {
+        let Some(list) = list.as_array() else {
+            continue;
+        };
+        for e in list {
+            if let Some(p) = e.get("path").and_then(Value::as_str) {
+                if is_modgate_path(p, "") {
+                    found.push((stage.clone(), p.to_string()));
+                }
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// `daemon.json` with `hook-spec` set when it has none (iSulad applies the daemon-wide
+/// spec only when this key names it).
+pub fn daemon_json_with_spec(existing: &str, spec: &str, what: &str) -> Result<Edit, EngineError> {
+    edit_object(Some(existing), what, |m| {
+        if !m.get("hook-spec").is_some_and(|v| v.is_string()) {
+            m.insert("hook-spec".into(), Value::String(spec.to_string()));
+        }
+        Ok(())
+    })
+}
+
+/// The daemon-wide spec `daemon.json` names, if any.
+pub fn daemon_spec_path(daemon_json: &str, what: &str) -> Result<Option<String>, EngineError> {
+    let m = super::parse_object(Some(daemon_json), what)?;
+    Ok(m.get("hook-spec")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn hook() -> HookCommand {
+        HookCommand::new("/usr/local/bin/modgate")
+    }
+
+    #[test]
+    fn merges_into_specs() {
+        let ours_pre = hook().entry("prestart");
+        let ours_post = hook().entry("poststop");
+        let sch = json!({"path": "/var/lib/isulad/hooks/syscontainer-hooks",
+                         "args": ["syscontainer-hooks", "--state", "prestart"], "env": []});
+        let cases: Vec<(Option<&str>, Value)> = vec![
+            (
+                None,
+                json!({"prestart": [ours_pre], "poststop": [ours_post]}),
+            ),
+            (
+                Some(
+                    r#"{"prestart":[{"path":"/var/lib/isulad/hooks/syscontainer-hooks","args":["syscontainer-hooks","--state","prestart"],"env":[]}],"poststart":[{"path":"/x"}]}"#,
+                ),
+                json!({"prestart": [sch, ours_pre], "poststart": [{"path": "/x"}], "poststop": [ours_post]}),
+            ),
+            (
+                Some(
+                    r#"{"prestart":null,"poststop":[{"path":"/old/modgate","args":["modgate"]}]}"#,
+                ),
+                json!({"prestart": [ours_pre], "poststop": [ours_post]}),
+            ),
+        ];
+        for (input, want) in cases {
+            let e = merge(input, &hook(), "spec").unwrap();
+            assert!(e.changed);
+            let got: Value = serde_json::from_str(&e.text).unwrap();
+            assert_eq!(got, want, "from {input:?}");
+            // The second run changes nothing.
+            let again = merge(Some(&e.text), &hook(), "spec").unwrap();
+            assert!(!again.changed);
+            assert_eq!(again.text, e.text);
+        }
+    }
+
+    #[test]
+    fn rejects_malformed_specs() {
+        for bad in ["{", "[]", r#"{"prestart": {}}"#, r#"{"poststop": "x"}"#] {
+            assert!(merge(Some(bad), &hook(), "spec").is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn reads_back() {
+        let e = merge(None, &hook(), "spec").unwrap();
+        let found = modgate_hooks(&e.text, "spec").unwrap();
+        assert_eq!(
+            found,
+            [
+                ("prestart".to_string(), "/usr/local/bin/modgate".to_string()),
+                ("poststop".to_string(), "/usr/local/bin/modgate".to_string())
+            ]
+        );
+        assert!(modgate_hooks("{}", "spec").unwrap().is_empty());
+    }
+
+    #[test]
+    fn daemon_json_hook_spec() {
+        let d = r#"{"group": "isula", "hook-spec": "/etc/default/isulad/hooks/default.json"}"#;
+        assert_eq!(
+            daemon_spec_path(d, "d").unwrap().as_deref(),
+            Some("/etc/default/isulad/hooks/default.json")
+        );
+        assert!(!daemon_json_with_spec(d, "/other", "d").unwrap().changed);
+        let e = daemon_json_with_spec(r#"{"group": "isula"}"#, "/s.json", "d").unwrap();
+        assert!(e.changed);
+        // Key order is kept; the new key goes last.
+        assert_eq!(
+            e.text,
+            "{\n  \"group\": \"isula\",\n  \"hook-spec\": \"/s.json\"\n}\n"
+        );
+        assert_eq!(daemon_spec_path("{}", "d").unwrap(), None);
+    }
+}
