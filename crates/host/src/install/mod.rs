@@ -1,0 +1,223 @@
+//! `modgate install TARGET`: wires modgate into a container engine. Each target builds a
+//! [`Plan`] from the files under the root (through the core's merge functions); the plan
+//! is printed (`--dry-run`) or applied. Nothing is written when a file already says what
+//! modgate needs, so a second run changes nothing.
+
+pub mod containerd;
+pub mod docker;
+pub mod hooksd;
+pub mod isulad;
+pub mod syscontainer;
+
+use std::path::{Path, PathBuf};
+
+use modgate_core::doctor::hook_path_problems;
+use modgate_core::engine::{EngineError, HookCommand};
+
+use crate::configfile::{self, ConfigFileError};
+use crate::root::Root;
+
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    #[error(transparent)]
+    File(#[from] ConfigFileError),
+    #[error("{shown} left unchanged")]
+    Malformed {
+        shown: String,
+        #[source]
+        source: EngineError,
+    },
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// One change to the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Write a file (keeping the old one as `.bak` when it exists).
+    Write {
+        path: PathBuf,
+        shown: String,
+        text: String,
+        existed: bool,
+        mode: u32,
+    },
+    /// Make `path` a symbolic link to `target`; an existing file is kept as `.bak`.
+    Link {
+        path: PathBuf,
+        shown: String,
+        target: String,
+        existed: bool,
+    },
+    /// Move `from` back over `path` (undoing a Link).
+    Restore {
+        path: PathBuf,
+        shown: String,
+        from: PathBuf,
+    },
+}
+
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub actions: Vec<Action>,
+    /// Files that already say what modgate needs.
+    pub unchanged: Vec<String>,
+    /// Things the operator must know, printed after the changes (how to run, what
+    /// would still fail).
+    pub notes: Vec<String>,
+}
+
+impl Plan {
+    /// Adds a file write when the edit changed something.
+    fn write(
+        &mut self,
+        root: &Root,
+        shown: &str,
+        edit: modgate_core::engine::Edit,
+        existed: bool,
+        mode: u32,
+    ) {
+        if edit.changed {
+            self.actions.push(Action::Write {
+                path: root.path(shown),
+                shown: shown.to_string(),
+                text: edit.text,
+                existed,
+                mode,
+            });
+        } else {
+            self.unchanged.push(shown.to_string());
+        }
+    }
+
+    /// What `--dry-run` prints: each change and the full text of each file.
+    pub fn describe(&self) -> String {
+        let mut out = String::new();
+        for a in &self.actions {
+            match a {
+                Action::Write {
+                    shown,
+                    text,
+                    existed,
+                    ..
+                } => {
+                    if *existed {
+                        out.push_str(&format!(
+                            "would write {shown} (keeping the old file as {shown}.bak):\n"
+                        ));
+                    } else {
+                        out.push_str(&format!("would create {shown}:\n"));
+                    }
+                    for l in text.lines() {
+                        out.push_str("    ");
+                        out.push_str(l);
+                        out.push('\n');
+                    }
+                }
+                Action::Link {
+                    shown,
+                    target,
+                    existed,
+                    ..
+                } => {
+                    out.push_str(&format!("would make {shown} a link to {target}"));
+                    if *existed {
+                        out.push_str(&format!(" (keeping the old file as {shown}.bak)"));
+                    }
+                    out.push('\n');
+                }
+                Action::Restore { shown, .. } => {
+                    out.push_str(&format!("would move {shown}.bak back to {shown}\n"));
+                }
+            }
+        }
+        for u in &self.unchanged {
+            out.push_str(&format!("unchanged: {u}\n"));
+        }
+        out
+    }
+
+    /// Carries the plan out; returns one line per change made.
+    pub fn apply(&self) -> Result<Vec<String>, InstallError> {
+        let mut done = Vec::new();
+        for a in &self.actions {
+            match a {
+                Action::Write {
+                    path,
+                    shown,
+                    text,
+                    existed,
+                    mode,
+                } => {
+                    if *existed {
+                        configfile::backup(path)?;
+                        done.push(format!("wrote {shown} (old file kept as {shown}.bak)"));
+                    } else {
+                        done.push(format!("created {shown}"));
+                    }
+                    configfile::write_atomic(path, text.as_bytes(), *mode)?;
+                }
+                Action::Link {
+                    path,
+                    shown,
+                    target,
+                    existed,
+                } => {
+                    if *existed {
+                        let bak = configfile::backup_path(path);
+                        // rename keeps the old binary itself (owner, mode, content).
+                        std::fs::rename(path, &bak).map_err(|source| ConfigFileError::Write {
+                            path: bak.clone(),
+                            source,
+                        })?;
+                        done.push(format!("moved the old {shown} to {shown}.bak"));
+                    }
+                    configfile::link_atomic(path, target)?;
+                    done.push(format!("linked {shown} -> {target}"));
+                }
+                Action::Restore { path, shown, from } => {
+                    std::fs::rename(from, path).map_err(|source| ConfigFileError::Write {
+                        path: path.clone(),
+                        source,
+                    })?;
+                    done.push(format!("restored {shown} from {shown}.bak"));
+                }
+            }
+        }
+        for u in &self.unchanged {
+            done.push(format!("unchanged: {u}"));
+        }
+        Ok(done)
+    }
+}
+
+/// The hook command and where it is checked on this root.
+#[derive(Debug, Clone)]
+pub struct HookTarget {
+    pub hook: HookCommand,
+}
+
+impl HookTarget {
+    /// Why an engine that checks its hooks like iSulad would refuse this binary.
+    pub fn problems(&self, root: &Root) -> Vec<String> {
+        let meta = configfile::file_meta(&root.path(&self.hook.path));
+        hook_path_problems(&self.hook.path, meta)
+    }
+}
+
+/// Reads a file under the root; a file that is not text is refused like a malformed one.
+fn read(root: &Root, shown: &str) -> Result<Option<String>, InstallError> {
+    Ok(configfile::read_optional(&root.path(shown))?)
+}
+
+fn malformed(shown: &str) -> impl FnOnce(EngineError) -> InstallError + '_ {
+    move |source| InstallError::Malformed {
+        shown: shown.to_string(),
+        source,
+    }
+}
+
+/// A host path as given: `/etc/x` or `etc/x` both mean `/etc/x` under the root.
+pub fn host_path(p: &Path) -> String {
+    format!("/{}", p.to_string_lossy().trim_start_matches('/'))
+}
