@@ -14,7 +14,7 @@ for rt in crun runc; do
     else
         # crun drops the hook's stderr; the hook's --log keeps it.
         want "crun reports the failed hook" grep -qi hook "$CTR_ERR"
-        want "the hook log names nosuchmod" grep -q nosuchmod "$CTR_LOG"
+        want "the hook log names nosuchmod" grep -qs nosuchmod "$CTR_LOG"
     fi
     end
 done

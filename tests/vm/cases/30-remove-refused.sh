@@ -12,6 +12,8 @@ for rt in runc crun; do
     want_mods "$before"
     if [ "$rt" = runc ]; then
         want "runc shows the hook's 'modgate:' line" grep -q 'modgate:' "$CTR_ERR"
+    else
+        want "the hook log records the refusal" test -s "$CTR_LOG"
     fi
     end
 done

@@ -11,7 +11,7 @@ for rt in runc crun; do
     if [ "$rt" = runc ]; then
         want "runc shows the hook's 'modgate:' line naming dccp" grep -q 'modgate:.*dccp' "$CTR_ERR"
     else
-        want "the hook log names dccp" grep -q dccp "$CTR_LOG"
+        want "the hook log names dccp" grep -qs dccp "$CTR_LOG"
     fi
     end
 done

@@ -8,6 +8,11 @@ for rt in runc crun; do
     want "container command did not run" not grep -q hello "$CTR_OUT"
     want_not_loaded ip_vs nf_conntrack
     want_mods "$before"
+    if [ "$rt" = runc ]; then
+        want "runc shows the hook's 'modgate:' line naming nosuchmod" grep -q 'modgate:.*nosuchmod' "$CTR_ERR"
+    else
+        want "the hook log names nosuchmod" grep -qs nosuchmod "$CTR_LOG"
+    fi
     end
 done
 
@@ -35,13 +40,21 @@ reset_modules
 
 begin "modgate rolls back the dependencies of a module the kernel rejects"
 before=$(mods)
+dmesg -c >/dev/null
 modgate --root $broken load ip_vs_rr >/tmp/load.out 2>/tmp/load.err
 rc=$?
 show /tmp/load.out stdout
 show /tmp/load.err stderr
 want "exit non-zero (got $rc)" [ "$rc" -ne 0 ]
+want "stderr names ip_vs_rr" grep -q ip_vs_rr /tmp/load.err
 want_not_loaded ip_vs_rr ip_vs nf_conntrack
 want_mods "$before"
+# ip_vs logs "ipvs loaded." when it initialises and "ipvs unloaded." when it goes.
+if dmesg | grep -q 'IPVS: ipvs loaded'; then
+    echo "  note: ip_vs went in and was unloaded again: the rollback path ran"
+else
+    echo "  note: nothing went in: modgate refused before loading"
+fi
 end
 
 begin "hook with --root: same rollback, container refused"
@@ -49,6 +62,7 @@ before=$(mods)
 HOOK_ARGS='"modgate","--root","'$broken'","hook","@STAGE@","--log","@BUNDLE@/hook.log"' \
     run_ctr runc aon-broken ip_vs_rr
 want "container refused (exit $CTR_RC)" [ "$CTR_RC" -ne 0 ]
+want "runc shows the hook's 'modgate:' line naming ip_vs_rr" grep -q 'modgate:.*ip_vs_rr' "$CTR_ERR"
 want_not_loaded ip_vs_rr ip_vs nf_conntrack
 want_mods "$before"
 end

@@ -24,6 +24,7 @@ begin "runc: annotation asking for dccp is refused"
 before=$(mods)
 run_ctr runc ann-deny "" "modgate.io/kernel-modules=dccp"
 want "container refused (exit $CTR_RC)" [ "$CTR_RC" -ne 0 ]
+want "runc shows the hook's 'modgate:' line naming dccp" grep -q 'modgate:.*dccp' "$CTR_ERR"
 want_not_loaded dccp
 want_mods "$before"
 end
