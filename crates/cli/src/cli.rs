@@ -41,6 +41,14 @@ pub enum Command {
     /// Inspect the policy
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Wire modgate into a container engine (iSulad, podman, CRI-O, Docker, containerd)
+    #[command(subcommand)]
+    Install(InstallCommand),
+    /// Check that this host can run modgate, and how each container engine is wired
+    Doctor(DoctorArgs),
+    /// Write the man pages or shell completions (for packaging)
+    #[command(subcommand, hide = true)]
+    Generate(GenerateCommand),
 }
 
 #[derive(Debug, Args)]
@@ -119,4 +127,143 @@ pub struct PlanArgs {
     /// Same as --format json
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InstallCommand {
+    /// iSulad: a hook spec for `isula run --hook-spec`, or entries in the daemon-wide spec
+    Isulad(IsuladArgs),
+    /// Hosts leaving syscontainer-tools: its hook becomes a link to modgate
+    SyscontainerTools(SyscontainerArgs),
+    /// podman and CRI-O: OCI hooks.d files for prestart and poststop
+    HooksD(HooksdArgs),
+    /// Docker: register modgate-runtime under runtimes in /etc/docker/daemon.json
+    Docker(DockerArgs),
+    /// containerd: a runtime entry whose BinaryName is modgate-runtime, and its RuntimeClass
+    Containerd(ContainerdArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DryRun {
+    /// Print what would be written; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct HookBinary {
+    /// The modgate binary the engine runs, an absolute path on the host [default: this executable]
+    #[arg(long, value_name = "PATH")]
+    pub binary: Option<PathBuf>,
+    /// An argument added after `modgate hook STAGE` (repeatable: --hook-arg=--policy --hook-arg=FILE)
+    #[arg(long = "hook-arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub hook_args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct IsuladArgs {
+    #[command(flatten)]
+    pub dry: DryRun,
+    #[command(flatten)]
+    pub hook: HookBinary,
+    /// Where to write the hook spec
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "/etc/modgate/isulad-hookspec.json"
+    )]
+    pub output: PathBuf,
+    /// Merge into iSulad's daemon-wide hook spec (hook-spec in /etc/isulad/daemon.json,
+    /// else /etc/default/isulad/hooks/default.json) so every container gets the hooks
+    #[arg(long, conflicts_with = "output")]
+    pub daemon_default: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SyscontainerArgs {
+    #[command(flatten)]
+    pub dry: DryRun,
+    /// The modgate binary to link to [default: this executable]
+    #[arg(long, value_name = "PATH")]
+    pub binary: Option<PathBuf>,
+    /// Put the old syscontainer-hooks back from its .bak
+    #[arg(long)]
+    pub revert: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum HooksdWhen {
+    /// Every container (the hook returns at once when nothing is requested)
+    Always,
+    /// Only containers with the annotation modgate.io/kernel-modules
+    Annotation,
+}
+
+#[derive(Debug, Args)]
+pub struct HooksdArgs {
+    #[command(flatten)]
+    pub dry: DryRun,
+    #[command(flatten)]
+    pub hook: HookBinary,
+    /// The hooks.d directory
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "/usr/share/containers/oci/hooks.d"
+    )]
+    pub dir: PathBuf,
+    /// Which containers the hook runs for
+    #[arg(long, value_enum, default_value = "always")]
+    pub when: HooksdWhen,
+}
+
+#[derive(Debug, Args)]
+pub struct WrapperArgs {
+    #[command(flatten)]
+    pub dry: DryRun,
+    /// The modgate binary [default: this executable]
+    #[arg(long, value_name = "PATH")]
+    pub binary: Option<PathBuf>,
+    /// The runtime wrapper [default: modgate-runtime next to the binary]
+    #[arg(long, value_name = "PATH")]
+    pub wrapper: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DockerArgs {
+    #[command(flatten)]
+    pub common: WrapperArgs,
+    /// Also make modgate Docker's default-runtime
+    #[arg(long)]
+    pub default: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ContainerdArgs {
+    #[command(flatten)]
+    pub common: WrapperArgs,
+    /// Merge the entry into /etc/containerd/config.toml instead of printing it
+    #[arg(long)]
+    pub write: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GenerateCommand {
+    /// Man pages: modgate.1 and one per subcommand
+    Man {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// Completions for bash, zsh and fish
+    Completions {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
 }

@@ -13,6 +13,9 @@ use clap::Parser;
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
 fn main() -> ExitCode {
+    if let Some(args) = commands::runtime::invoked_as_wrapper() {
+        return commands::runtime::main(args);
+    }
     let cli = cli::Cli::parse_from(args());
     match run(&cli) {
         Ok(code) => code,
@@ -46,6 +49,9 @@ fn run(cli: &cli::Cli) -> Result<ExitCode, Error> {
         cli::Command::Load(a) => commands::load::run(g, a),
         cli::Command::Hook(a) => commands::hook::run(g, a),
         cli::Command::Policy(c) => commands::policy::run(g, c),
+        cli::Command::Install(c) => commands::install::run(g, c),
+        cli::Command::Doctor(a) => commands::doctor::run(g, a),
+        cli::Command::Generate(c) => commands::generate::run(c),
     }
 }
 

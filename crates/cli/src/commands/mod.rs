@@ -1,6 +1,10 @@
 //! One file per subcommand.
 
+pub mod doctor;
+pub mod generate;
 pub mod hook;
+pub mod install;
 pub mod load;
 pub mod plan;
 pub mod policy;
+pub mod runtime;

@@ -17,14 +17,14 @@ pub fn plan(root: &Root, o: &ContainerdOptions) -> Result<Plan, InstallError> {
     let mut plan = Plan::default();
     let existing = read(root, CONFIG_TOML)?;
     if o.write {
-        let edit = containerd::merge(existing.as_deref(), &o.wrapper, CONFIG_TOML)
-            .map_err(malformed(CONFIG_TOML))?;
+        let edit =
+            containerd::merge(existing.as_deref(), &o.wrapper, CONFIG_TOML).map_err(malformed)?;
         plan.write(root, CONFIG_TOML, edit, existing.is_some(), 0o644);
         plan.notes
             .push("restart containerd to apply: systemctl restart containerd".into());
     } else {
-        let snippet = containerd::snippet(existing.as_deref(), &o.wrapper, CONFIG_TOML)
-            .map_err(malformed(CONFIG_TOML))?;
+        let snippet =
+            containerd::snippet(existing.as_deref(), &o.wrapper, CONFIG_TOML).map_err(malformed)?;
         plan.notes.push(format!(
             "add to {CONFIG_TOML} (or run again with --write), then restart containerd:\n{snippet}"
         ));

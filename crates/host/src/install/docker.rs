@@ -19,7 +19,7 @@ pub fn plan(root: &Root, o: &DockerOptions) -> Result<Plan, InstallError> {
     let mut plan = Plan::default();
     let existing = read(root, DAEMON_JSON)?;
     let edit = docker::merge(existing.as_deref(), &o.wrapper, o.default, DAEMON_JSON)
-        .map_err(malformed(DAEMON_JSON))?;
+        .map_err(malformed)?;
     plan.write(root, DAEMON_JSON, edit, existing.is_some(), 0o644);
     wrapper_note(root, &o.wrapper, &mut plan);
     plan.notes

@@ -27,7 +27,7 @@ pub fn plan(root: &Root, o: &HooksdOptions) -> Result<Plan, InstallError> {
         let shown = format!("{dir}/{}", hooksd::file_name(stage));
         let existing = read(root, &shown)?;
         let edit = hooksd::merge(existing.as_deref(), &o.target.hook, stage, o.when, &shown)
-            .map_err(malformed(&shown))?;
+            .map_err(malformed)?;
         plan.write(root, &shown, edit, existing.is_some(), 0o644);
     }
     for p in o.target.problems(root) {

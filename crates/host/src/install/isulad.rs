@@ -23,9 +23,7 @@ pub fn plan(root: &Root, o: &IsuladOptions) -> Result<Plan, InstallError> {
     let spec_path = if o.daemon_default {
         let daemon = read(root, DAEMON_JSON)?;
         let named = match &daemon {
-            Some(t) => {
-                hookspec::daemon_spec_path(t, DAEMON_JSON).map_err(malformed(DAEMON_JSON))?
-            }
+            Some(t) => hookspec::daemon_spec_path(t, DAEMON_JSON).map_err(malformed)?,
             None => None,
         };
         let spec = named
@@ -33,8 +31,8 @@ pub fn plan(root: &Root, o: &IsuladOptions) -> Result<Plan, InstallError> {
             .unwrap_or_else(|| DEFAULT_DAEMON_SPEC.to_string());
         match (&daemon, &named) {
             (Some(t), None) => {
-                let edit = hookspec::daemon_json_with_spec(t, &spec, DAEMON_JSON)
-                    .map_err(malformed(DAEMON_JSON))?;
+                let edit =
+                    hookspec::daemon_json_with_spec(t, &spec, DAEMON_JSON).map_err(malformed)?;
                 plan.write(root, DAEMON_JSON, edit, true, 0o644);
             }
             (None, _) => plan.notes.push(format!(
@@ -47,8 +45,8 @@ pub fn plan(root: &Root, o: &IsuladOptions) -> Result<Plan, InstallError> {
         o.output.clone()
     };
     let existing = read(root, &spec_path)?;
-    let edit = hookspec::merge(existing.as_deref(), &o.target.hook, &spec_path)
-        .map_err(malformed(&spec_path))?;
+    let edit =
+        hookspec::merge(existing.as_deref(), &o.target.hook, &spec_path).map_err(malformed)?;
     plan.write(root, &spec_path, edit, existing.is_some(), 0o644);
 
     for p in o.target.problems(root) {

@@ -21,9 +21,9 @@ use crate::root::Root;
 pub enum InstallError {
     #[error(transparent)]
     File(#[from] ConfigFileError),
-    #[error("{shown} left unchanged")]
+    /// The file named in `source` could not be merged; no file was touched.
+    #[error("nothing written")]
     Malformed {
-        shown: String,
         #[source]
         source: EngineError,
     },
@@ -210,11 +210,8 @@ fn read(root: &Root, shown: &str) -> Result<Option<String>, InstallError> {
     Ok(configfile::read_optional(&root.path(shown))?)
 }
 
-fn malformed(shown: &str) -> impl FnOnce(EngineError) -> InstallError + '_ {
-    move |source| InstallError::Malformed {
-        shown: shown.to_string(),
-        source,
-    }
+fn malformed(source: EngineError) -> InstallError {
+    InstallError::Malformed { source }
 }
 
 /// A host path as given: `/etc/x` or `etc/x` both mean `/etc/x` under the root.

@@ -1,0 +1,86 @@
+//! `modgate-runtime`: a runc-compatible wrapper for engines without hooks.d (Docker,
+//! containerd). For `create` and `run` it adds modgate's hooks to the bundle's
+//! `config.json`; then, for every subcommand, it execs the real runtime with the
+//! arguments unchanged.
+
+use std::convert::Infallible;
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use modgate_core::engine::HookCommand;
+use modgate_core::runc_args::{self, RuncArgs};
+use modgate_host::root::Root;
+use modgate_host::wrapper::{self, CONFIG_ENV, RUNTIME_ENV};
+
+use crate::Error;
+
+pub const NAME: &str = "modgate-runtime";
+
+/// The arguments after `argv[0]` when this program was started as `modgate-runtime`.
+pub fn invoked_as_wrapper() -> Option<Vec<OsString>> {
+    let mut args = std::env::args_os();
+    let argv0 = args.next()?;
+    (Path::new(&argv0).file_name()? == NAME).then(|| args.collect())
+}
+
+pub fn main(args: Vec<OsString>) -> ExitCode {
+    let lossy: Vec<String> = args
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let parsed = runc_args::parse(&lossy);
+    let Err(e) = run(&args, &parsed);
+    let msg = format!("{NAME}: {}", crate::chain(e.as_ref()));
+    eprintln!("{msg}");
+    log_error(&parsed, &msg);
+    ExitCode::FAILURE
+}
+
+fn run(args: &[OsString], parsed: &RuncArgs) -> Result<Infallible, Error> {
+    let root = Root::system();
+    let explicit = std::env::var_os(CONFIG_ENV).map(PathBuf::from);
+    let config = wrapper::load_config(&root, explicit.as_deref())?;
+    let this = std::env::current_exe()?;
+    let chosen = std::env::var(RUNTIME_ENV).ok();
+    let runtime = wrapper::find_runtime(
+        config.runtime(chosen.as_deref()),
+        std::env::var_os("PATH").as_deref(),
+        &this,
+    )?;
+    if parsed.creates() {
+        let bundle = match &parsed.bundle {
+            Some(b) => PathBuf::from(b),
+            None => std::env::current_dir()?,
+        };
+        let hook = HookCommand {
+            path: config
+                .hook_path
+                .clone()
+                .unwrap_or_else(|| this.display().to_string()),
+            extra_args: config.hook_args.clone(),
+        };
+        let name = parsed.config.as_deref().unwrap_or("config.json");
+        wrapper::prepare_bundle(&bundle, name, &hook)?;
+    }
+    Err(wrapper::exec(&runtime, args).into())
+}
+
+/// Engines show the runtime's `--log` file when it fails (containerd reads it as JSON
+/// lines), so the error goes there too; a log that cannot be written is ignored.
+fn log_error(parsed: &RuncArgs, msg: &str) {
+    let Some(path) = &parsed.log else { return };
+    let line = if parsed.log_format.as_deref() == Some("json") {
+        serde_json::json!({ "level": "error", "msg": msg }).to_string()
+    } else {
+        format!("level=error msg={msg:?}")
+    };
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let _ = writeln!(f, "{line}");
+    }
+}
