@@ -7,6 +7,7 @@ pub mod doctor;
 pub mod engine;
 pub mod fnmatch;
 pub mod index;
+pub mod lifecycle;
 pub mod moddb;
 pub mod name;
 pub mod oci;
@@ -15,6 +16,8 @@ pub mod policy;
 pub mod request;
 pub mod resolve;
 pub mod runc_args;
+pub mod state;
+pub mod unload;
 pub mod wrapper_config;
 
 pub use config::Config;
