@@ -17,6 +17,7 @@ pub mod request;
 pub mod resolve;
 pub mod runc_args;
 pub mod state;
+pub mod status;
 pub mod unload;
 pub mod wrapper_config;
 
