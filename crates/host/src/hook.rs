@@ -9,17 +9,19 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use modgate_core::oci::{ConfigView, OciError, State, MAX_CONFIG_BYTES};
-use modgate_core::policy::Denial;
+use modgate_core::policy::{Denial, Unload};
 use modgate_core::request::RequestError;
 use modgate_core::Request;
 
 use crate::context::{Context, PlanError};
 use crate::kernel::Sysfs;
+use crate::lifecycle::{Released, Session};
 use crate::loader::{LoadError, LoadReport, Loader};
 use crate::lock::{HostLock, LockError};
 use crate::moddir::ModDirError;
 use crate::policyfile::{self, PolicyFileError};
 use crate::root::Root;
+use crate::state::StateError;
 use crate::syscall::ModuleSyscalls;
 
 /// Largest state document accepted on stdin.
@@ -119,6 +121,12 @@ pub enum HookError {
         #[source]
         source: LoadError,
     },
+    #[error("container {id}")]
+    State {
+        id: String,
+        #[source]
+        source: StateError,
+    },
     #[error("container {id}: cannot tell the kernel release (give --kernel-release)")]
     Release {
         id: String,
@@ -145,6 +153,7 @@ pub struct Outcome {
     pub plan: Vec<String>,
     pub decision: String,
     pub report: Option<LoadReport>,
+    pub released: Option<Released>,
     pub micros: u128,
 }
 
@@ -255,7 +264,7 @@ pub fn load_request(
                 source,
             }
         })?;
-    let _lock = HostLock::acquire(&ctx.root).map_err(|source| HookError::Lock {
+    let lock = HostLock::acquire(&ctx.root).map_err(|source| HookError::Lock {
         id: id.clone(),
         source,
     })?;
@@ -264,6 +273,14 @@ pub fn load_request(
         id: id.clone(),
         source,
     })?;
+    let state_err = |source| HookError::State {
+        id: id.clone(),
+        source,
+    };
+    let mut session = Session::open(&ctx.root, &lock).map_err(state_err)?;
+    session
+        .begin_load(&id, &outcome.stage, &outcome.requested, &plan)
+        .map_err(state_err)?;
     let loader = Loader {
         root: &ctx.root,
         syscalls,
@@ -271,15 +288,54 @@ pub fn load_request(
         dirname: &ctx.dir.dirname,
         coming_wait: s.coming_wait,
     };
-    let report = loader.load(&plan).map_err(|source| {
-        outcome.decision = format!("load failed: {source}");
-        HookError::Load {
-            id: id.clone(),
-            source,
+    let report = match loader.load(&plan) {
+        Ok(r) => r,
+        Err(source) => {
+            outcome.decision = format!("load failed: {source}");
+            // The load's error is the one to report; this one only goes to the log.
+            if let Err(e) = session.abort_load(&id, &source) {
+                tracing::warn!(container = %id, error = %e, "could not drop the record of a failed load");
+            }
+            return Err(HookError::Load { id, source });
         }
-    })?;
+    };
+    session.finish_load(&id, &report).map_err(state_err)?;
     outcome.decision = "allowed".into();
     outcome.report = Some(report);
     outcome.micros = start.elapsed().as_micros();
+    Ok(())
+}
+
+/// Poststop: the container releases what it holds; with `unload = "on-last-release"`,
+/// the modules modgate inserted that nobody else holds are removed.
+pub fn release(
+    s: &HookSettings,
+    syscalls: &dyn ModuleSyscalls,
+    state: &State,
+    outcome: &mut Outcome,
+) -> Result<(), HookError> {
+    let start = Instant::now();
+    let id = state.id.clone();
+    // A policy that cannot be read must not keep the container's holds forever: release
+    // without unloading, then report the policy.
+    let policy = policyfile::load(&s.root, s.policy.as_deref());
+    let unload = policy.as_ref().map(|p| p.unload).unwrap_or(Unload::Never);
+    let lock = HostLock::acquire(&s.root).map_err(|source| HookError::Lock {
+        id: id.clone(),
+        source,
+    })?;
+    let state_err = |source| HookError::State {
+        id: id.clone(),
+        source,
+    };
+    let mut session = Session::open(&s.root, &lock).map_err(state_err)?;
+    let released = session.release(syscalls, &id, unload).map_err(state_err)?;
+    outcome.decision = match &released {
+        Some(_) => "released".into(),
+        None => "released (held nothing)".into(),
+    };
+    outcome.released = released;
+    outcome.micros = start.elapsed().as_micros();
+    policy.map_err(|source| HookError::Policy { id, source })?;
     Ok(())
 }

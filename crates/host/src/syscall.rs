@@ -107,6 +107,8 @@ pub struct RecordingSyscalls {
     pub calls: Mutex<Vec<Call>>,
     /// module name → errno to fail its insertion with.
     pub fail_insert: Vec<(String, i32)>,
+    /// module name → errno to fail its removal with.
+    pub fail_delete: Vec<(String, i32)>,
 }
 
 impl RecordingSyscalls {
@@ -159,11 +161,13 @@ impl ModuleSyscalls for RecordingSyscalls {
     }
 
     fn delete_module(&self, name: &CStr) -> io::Result<()> {
+        let name = name.to_string_lossy().into_owned();
         if let Ok(mut c) = self.calls.lock() {
-            c.push(Call::Delete {
-                name: name.to_string_lossy().into(),
-            });
+            c.push(Call::Delete { name: name.clone() });
         }
-        Ok(())
+        match self.fail_delete.iter().find(|(n, _)| *n == name) {
+            Some((_, errno)) => Err(io::Error::from_raw_os_error(*errno)),
+            None => Ok(()),
+        }
     }
 }

@@ -1,0 +1,604 @@
+//! Holding, release and unloading through the hook's own functions, against a copy of
+//! the fixture root. The fake kernel here keeps `sys/module` up to date (a module it
+//! inserts appears live, one it removes disappears), so several hooks in a row, or at
+//! once, see what the real kernel would show them.
+
+use std::collections::BTreeSet;
+use std::ffi::CStr;
+use std::fs::File;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use modgate_core::oci::{ConfigView, State};
+use modgate_core::state::{ContainerRecord, Stage};
+use modgate_host::hook::{self, HookSettings, Outcome};
+use modgate_host::lifecycle::{Alive, Session};
+use modgate_host::lock::HostLock;
+use modgate_host::root::Root;
+use modgate_host::state::has_record;
+use modgate_host::syscall::ModuleSyscalls;
+
+const SEED: [&str; 5] = [
+    "crc32c_generic",
+    "libcrc32c",
+    "nf_conntrack",
+    "ip_vs",
+    "ip_vs_wrr",
+];
+
+/// A kernel that shows its module list in `ROOT/sys/module`.
+struct Kernel {
+    root: PathBuf,
+    calls: Mutex<Vec<String>>,
+    fail_insert: Vec<String>,
+    fail_delete: Vec<(String, i32)>,
+}
+
+impl Kernel {
+    fn new(root: &Path) -> Self {
+        Self {
+            root: root.to_path_buf(),
+            calls: Mutex::default(),
+            fail_insert: Vec::new(),
+            fail_delete: Vec::new(),
+        }
+    }
+
+    fn calls(&self) -> Vec<String> {
+        self.calls.lock().expect("calls").clone()
+    }
+
+    fn deleted(&self) -> Vec<String> {
+        self.calls()
+            .into_iter()
+            .filter_map(|c| c.strip_prefix("delete ").map(String::from))
+            .collect()
+    }
+
+    fn insert(&self, name: &str) -> io::Result<()> {
+        self.calls
+            .lock()
+            .expect("calls")
+            .push(format!("insert {name}"));
+        if self.fail_insert.iter().any(|n| n == name) {
+            return Err(io::Error::from_raw_os_error(libc::ENOEXEC));
+        }
+        let d = self.root.join("sys/module").join(name);
+        if d.exists() {
+            return Err(io::Error::from_raw_os_error(libc::EEXIST));
+        }
+        set_live(&self.root, name);
+        Ok(())
+    }
+}
+
+impl ModuleSyscalls for Kernel {
+    fn finit_module(&self, file: &File, _: &CStr, _: u32) -> io::Result<()> {
+        let link = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))?;
+        self.insert(&modgate_core::name::modname_from_path(
+            &link.to_string_lossy(),
+        ))
+    }
+
+    fn init_module(&self, _: &[u8], _: &CStr) -> io::Result<()> {
+        let name = modgate_host::syscall::FAKE_CURRENT.with(|c| c.borrow().clone());
+        self.insert(&name)
+    }
+
+    fn delete_module(&self, name: &CStr) -> io::Result<()> {
+        let name = name.to_string_lossy().into_owned();
+        self.calls
+            .lock()
+            .expect("calls")
+            .push(format!("delete {name}"));
+        if let Some((_, e)) = self.fail_delete.iter().find(|(n, _)| *n == name) {
+            return Err(io::Error::from_raw_os_error(*e));
+        }
+        std::fs::remove_dir_all(self.root.join("sys/module").join(&name))
+            .map_err(|_| io::Error::from_raw_os_error(libc::ENOENT))
+    }
+}
+
+fn set_live(root: &Path, name: &str) {
+    let d = root.join("sys/module").join(name);
+    std::fs::create_dir_all(d.join("holders")).expect("mkdir");
+    std::fs::write(d.join("initstate"), "live\n").expect("write");
+    std::fs::write(d.join("refcnt"), "0\n").expect("write");
+}
+
+fn live(root: &Path) -> BTreeSet<String> {
+    std::fs::read_dir(root.join("sys/module"))
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.path().join("initstate").exists())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new(unload: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/roots/basic");
+        copy_dir(&src, &dir.path().join("root"));
+        std::fs::create_dir_all(dir.path().join("root/etc/modgate")).expect("mkdir");
+        std::fs::write(
+            dir.path().join("root/etc/modgate/policy.toml"),
+            format!("mode = \"permissive\"\nunload = \"{unload}\"\n"),
+        )
+        .expect("policy");
+        Self { dir }
+    }
+
+    fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    fn settings(&self) -> HookSettings {
+        HookSettings {
+            root: Root::new(self.root()),
+            release: Some("6.1.0-fixture".into()),
+            config_dirs: Vec::new(),
+            policy: None,
+            coming_wait: Duration::from_millis(100),
+        }
+    }
+
+    fn state(&self, id: &str) -> State {
+        let b = self.dir.path().join("bundles").join(id);
+        State::parse(format!(r#"{{"id":"{id}","bundle":"{}"}}"#, b.display()).as_bytes())
+            .expect("state")
+    }
+
+    fn prestart(&self, k: &Kernel, id: &str, modules: &str) -> Result<Outcome, String> {
+        let config = ConfigView::parse(
+            format!(r#"{{"process":{{"env":["KERNEL_MODULES={modules}"]}}}}"#).as_bytes(),
+        )
+        .expect("config");
+        let state = self.state(id);
+        let request = hook::request_of(&state, &config).expect("request");
+        let mut outcome = Outcome {
+            stage: "prestart".into(),
+            ..Default::default()
+        };
+        hook::load_request(&self.settings(), k, &state, &config, &request, &mut outcome)
+            .map_err(|e| format!("{e:?}"))?;
+        Ok(outcome)
+    }
+
+    fn poststop(&self, k: &Kernel, id: &str) -> Outcome {
+        let mut outcome = Outcome::default();
+        hook::release(&self.settings(), k, &self.state(id), &mut outcome).expect("release");
+        outcome
+    }
+
+    fn with_session<T>(&self, f: impl FnOnce(&mut Session) -> T) -> T {
+        let root = Root::new(self.root());
+        let lock = HostLock::acquire(&root).expect("lock");
+        let mut s = Session::open(&root, &lock).expect("session");
+        f(&mut s)
+    }
+
+    fn owned(&self) -> Vec<String> {
+        self.with_session(|s| s.ledger().modules.keys().cloned().collect())
+    }
+
+    fn record_ids(&self) -> Vec<String> {
+        self.with_session(|s| s.records.iter().map(|r| r.id.clone()).collect())
+    }
+}
+
+fn copy_dir(src: &Path, dst: &Path) {
+    std::fs::create_dir_all(dst).expect("mkdir");
+    for e in std::fs::read_dir(src).expect("readdir").flatten() {
+        let to = dst.join(e.file_name());
+        if e.file_type().expect("type").is_dir() {
+            copy_dir(&e.path(), &to);
+        } else {
+            std::fs::copy(e.path(), &to).expect("copy");
+        }
+    }
+}
+
+fn strs(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn the_last_release_removes_what_modgate_inserted_newest_first() {
+    let e = Env::new("on-last-release");
+    let k = Kernel::new(&e.root());
+    let a = e.prestart(&k, "a", "ip_vs,ip_vs_wrr").expect("a");
+    assert_eq!(a.report.expect("report").inserted, SEED);
+    e.prestart(&k, "b", "ip_vs_wrr").expect("b");
+    assert_eq!(e.record_ids(), ["a", "b"]);
+
+    let out = e.poststop(&k, "a");
+    assert_eq!(
+        out.released.expect("released").unloaded,
+        Vec::<String>::new()
+    );
+    assert!(k.deleted().is_empty());
+    // a inserted them and has gone; they are still modgate's.
+    assert_eq!(e.owned().len(), 5);
+
+    let out = e.poststop(&k, "b");
+    let want = [
+        "ip_vs_wrr",
+        "ip_vs",
+        "nf_conntrack",
+        "libcrc32c",
+        "crc32c_generic",
+    ];
+    assert_eq!(out.released.expect("released").unloaded, want);
+    assert_eq!(k.deleted(), want);
+    assert!(e.owned().is_empty() && e.record_ids().is_empty());
+    assert!(live(&e.root()).is_empty());
+}
+
+#[test]
+fn pre_existing_modules_are_never_removed() {
+    let e = Env::new("on-last-release");
+    for m in ["crc32c_generic", "libcrc32c", "nf_conntrack"] {
+        set_live(&e.root(), m);
+    }
+    let k = Kernel::new(&e.root());
+    let a = e.prestart(&k, "a", "ip_vs_wrr").expect("a");
+    assert_eq!(a.report.expect("report").inserted, ["ip_vs", "ip_vs_wrr"]);
+    e.with_session(|s| {
+        let st = s.status();
+        let nf = st
+            .modules
+            .iter()
+            .find(|m| m.name == "nf_conntrack")
+            .expect("nf");
+        assert!(!nf.owned && nf.live && nf.holders == ["a"]);
+    });
+    e.poststop(&k, "a");
+    assert_eq!(k.deleted(), ["ip_vs_wrr", "ip_vs"]);
+    assert_eq!(
+        live(&e.root()),
+        BTreeSet::from(["crc32c_generic", "libcrc32c", "nf_conntrack"].map(String::from))
+    );
+    // gc after that finds nothing of modgate's to remove either.
+    let r = e.with_session(|s| {
+        s.gc(
+            &k,
+            &Alive::Listed(BTreeSet::new()),
+            modgate_core::policy::Unload::OnLastRelease,
+            0,
+            false,
+        )
+        .expect("gc")
+    });
+    assert!(r.unloaded.removed.is_empty());
+}
+
+#[test]
+fn never_keeps_modules_and_status_shows_no_holders() {
+    let e = Env::new("never");
+    let k = Kernel::new(&e.root());
+    e.prestart(&k, "a", "ip_vs_wrr").expect("a");
+    e.prestart(&k, "b", "ip_vs_wrr").expect("b");
+    e.poststop(&k, "a");
+    e.poststop(&k, "b");
+    assert!(k.deleted().is_empty());
+    let st = e.with_session(|s| s.status());
+    assert!(st.containers.is_empty());
+    assert_eq!(st.modules.len(), 5);
+    for m in &st.modules {
+        assert!(m.owned && m.live && m.holders.is_empty(), "{m:?}");
+        assert_eq!(m.loaded_by.as_deref(), Some("a"));
+    }
+    // gc under "never" drops no module either, and says so.
+    let r = e.with_session(|s| {
+        s.gc(
+            &k,
+            &Alive::Listed(BTreeSet::new()),
+            modgate_core::policy::Unload::Never,
+            0,
+            false,
+        )
+        .expect("gc")
+    });
+    assert_eq!(r.kept.len(), 5);
+    assert!(k.deleted().is_empty());
+}
+
+#[test]
+fn a_failed_prestart_leaves_no_record_holding_anything() {
+    let e = Env::new("on-last-release");
+    let mut k = Kernel::new(&e.root());
+    k.fail_insert = strs(&["ip_vs_wrr"]);
+    let err = e.prestart(&k, "a", "ip_vs_wrr").expect_err("must fail");
+    assert!(err.contains("RolledBack"), "{err}");
+    assert!(!has_record(&Root::new(e.root()), "a"));
+    assert!(e.owned().is_empty());
+    assert!(live(&e.root()).is_empty(), "rolled back");
+
+    // A rollback the kernel refuses: what stays is recorded as modgate's, held by nobody.
+    let mut k = Kernel::new(&e.root());
+    k.fail_insert = strs(&["ip_vs_wrr"]);
+    k.fail_delete = vec![("ip_vs".into(), libc::EBUSY)];
+    e.prestart(&k, "a", "ip_vs_wrr").expect_err("must fail");
+    assert!(e.record_ids().is_empty());
+    assert_eq!(e.owned(), ["ip_vs"]);
+}
+
+#[test]
+fn a_module_in_use_is_left_and_gc_retries() {
+    let e = Env::new("on-last-release");
+    let k = Kernel::new(&e.root());
+    e.prestart(&k, "a", "ip_vs_wrr").expect("a");
+    // Something took a reference on ip_vs (a socket, an IPVS service).
+    std::fs::write(e.root().join("sys/module/ip_vs/refcnt"), "1\n").expect("write");
+    let m = e.root().join("sys/module");
+    for (dep, user) in [("nf_conntrack", "ip_vs"), ("libcrc32c", "nf_conntrack")] {
+        std::fs::create_dir_all(m.join(dep).join("holders").join(user)).expect("mkdir");
+    }
+    // libcrc32c's crypto transform: a count on crc32c_generic, no holder link.
+    std::fs::write(m.join("crc32c_generic/refcnt"), "1\n").expect("write");
+    let out = e.poststop(&k, "a").released.expect("released");
+    assert_eq!(out.unloaded, ["ip_vs_wrr"]);
+    let left: Vec<&str> = out.left.iter().map(|(m, _)| m.as_str()).collect();
+    assert_eq!(
+        left,
+        ["ip_vs", "nf_conntrack", "libcrc32c", "crc32c_generic"]
+    );
+    assert!(
+        out.left[0].1.contains("reference count 1"),
+        "{:?}",
+        out.left
+    );
+    assert!(
+        out.left[1].1.contains("used by module ip_vs"),
+        "{:?}",
+        out.left
+    );
+    assert_eq!(e.owned().len(), 4);
+
+    // The reference went; removing the rest drops the others (the fake shows it now).
+    std::fs::write(m.join("ip_vs/refcnt"), "0\n").expect("write");
+    std::fs::write(m.join("crc32c_generic/refcnt"), "0\n").expect("write");
+    let r = e.with_session(|s| {
+        s.gc(
+            &k,
+            &Alive::RuntimeDirs,
+            modgate_core::policy::Unload::OnLastRelease,
+            0,
+            false,
+        )
+        .expect("gc")
+    });
+    assert_eq!(
+        r.unloaded.removed,
+        ["ip_vs", "nf_conntrack", "libcrc32c", "crc32c_generic"]
+    );
+    assert!(e.owned().is_empty());
+}
+
+#[test]
+fn ownership_is_lost_when_someone_else_reloads_the_module() {
+    let e = Env::new("on-last-release");
+    let k = Kernel::new(&e.root());
+    e.prestart(&k, "a", "dummy").expect("a");
+    assert_eq!(e.owned(), ["dummy"]);
+    // Removed and loaded again outside modgate: a new /sys/module/dummy.
+    let m = e.root().join("sys/module");
+    std::fs::rename(m.join("dummy"), m.join("old")).expect("mv");
+    set_live(&e.root(), "dummy");
+    std::fs::remove_dir_all(m.join("old")).expect("rm");
+    e.poststop(&k, "a");
+    assert!(k.deleted().is_empty(), "{:?}", k.calls());
+    assert!(e.owned().is_empty());
+    assert!(live(&e.root()).contains("dummy"));
+}
+
+#[test]
+fn a_hook_that_died_mid_load_is_recovered_by_the_next() {
+    let e = Env::new("on-last-release");
+    let k = Kernel::new(&e.root());
+    // What a hook killed after inserting two of five modules leaves behind.
+    let dir = e.root().join("run/modgate/containers");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let mut dead = ContainerRecord::new("dead", Stage::Loading);
+    dead.pending = strs(&SEED);
+    std::fs::write(dir.join("dead.json"), dead.render()).expect("write");
+    std::fs::write(dir.join(".dead.json.tmp"), "{\"id\":").expect("write");
+    set_live(&e.root(), "crc32c_generic");
+    set_live(&e.root(), "libcrc32c");
+
+    let b = e
+        .prestart(&k, "b", "ip_vs_wrr")
+        .expect("the next hook runs");
+    assert_eq!(
+        b.report.expect("report").inserted,
+        ["nf_conntrack", "ip_vs", "ip_vs_wrr"]
+    );
+    assert_eq!(e.record_ids(), ["b"]);
+    assert!(!dir.join(".dead.json.tmp").exists());
+    let st = e.with_session(|s| s.status());
+    let libcrc = st
+        .modules
+        .iter()
+        .find(|m| m.name == "libcrc32c")
+        .expect("m");
+    assert!(libcrc.owned && libcrc.loaded_by.as_deref() == Some("dead"));
+    e.poststop(&k, "b");
+    assert!(live(&e.root()).is_empty(), "everything was modgate's");
+}
+
+#[test]
+fn a_corrupt_record_is_moved_aside_and_the_hook_continues() {
+    let e = Env::new("on-last-release");
+    let k = Kernel::new(&e.root());
+    let dir = e.root().join("run/modgate");
+    std::fs::create_dir_all(dir.join("containers")).expect("mkdir");
+    std::fs::write(
+        dir.join("containers/x.json"),
+        "{\"id\": \"x\", \"stage\": 7}",
+    )
+    .expect("w");
+    e.prestart(&k, "a", "dummy").expect("a");
+    let aside: Vec<String> = std::fs::read_dir(dir.join("corrupt"))
+        .expect("corrupt/")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(aside.len(), 1);
+    assert!(aside[0].starts_with("x.json."), "{aside:?}");
+    assert_eq!(e.record_ids(), ["a"]);
+    // The ledger too: without it modgate owns nothing and so removes nothing.
+    std::fs::write(dir.join("modules.json"), "[").expect("w");
+    e.poststop(&k, "a");
+    assert!(k.deleted().is_empty());
+}
+
+#[test]
+fn gc_judges_by_runtime_state_directories_or_a_list() {
+    let e = Env::new("on-last-release");
+    let k = Kernel::new(&e.root());
+    for id in ["r1", "r2"] {
+        std::fs::create_dir_all(e.root().join("run/runc").join(id)).expect("mkdir");
+    }
+    e.prestart(&k, "r1", "dummy").expect("r1");
+    e.prestart(&k, "r2", "dummy").expect("r2");
+    e.prestart(&k, "other", "ip_vs").expect("other");
+    std::fs::remove_dir(e.root().join("run/runc/r1")).expect("rm");
+    let gc = |alive: Alive, grace: u64, dry: bool| {
+        e.with_session(|s| {
+            s.gc(
+                &k,
+                &alive,
+                modgate_core::policy::Unload::OnLastRelease,
+                grace,
+                dry,
+            )
+            .expect("gc")
+        })
+    };
+    let r = gc(Alive::RuntimeDirs, 3_600_000, false);
+    assert_eq!(r.too_young, ["r1"]);
+    let r = gc(Alive::RuntimeDirs, 0, true);
+    assert_eq!(
+        (r.dropped.as_slice(), r.unknown.as_slice()),
+        (&strs(&["r1"])[..], &strs(&["other"])[..])
+    );
+    assert!(r.unloaded.removed.is_empty(), "dummy is still held by r2");
+    assert_eq!(
+        e.record_ids(),
+        ["other", "r1", "r2"],
+        "a dry run changes nothing"
+    );
+
+    let r = gc(Alive::Listed(BTreeSet::from(["r2".to_string()])), 0, true);
+    assert_eq!(r.dropped, ["other", "r1"]);
+    assert_eq!(
+        r.unloaded.removed,
+        ["ip_vs", "nf_conntrack", "libcrc32c", "crc32c_generic"]
+    );
+    assert!(k.deleted().is_empty());
+
+    let r = gc(Alive::Listed(BTreeSet::from(["r2".to_string()])), 0, false);
+    assert_eq!(r.dropped, ["other", "r1"]);
+    assert_eq!(
+        k.deleted(),
+        ["ip_vs", "nf_conntrack", "libcrc32c", "crc32c_generic"]
+    );
+    assert_eq!(e.record_ids(), ["r2"]);
+    assert_eq!(e.owned(), ["dummy"]);
+}
+
+#[test]
+fn unload_named_refuses_pre_existing_and_held_modules() {
+    let e = Env::new("never");
+    set_live(&e.root(), "veth");
+    let k = Kernel::new(&e.root());
+    e.prestart(&k, "a", "dummy").expect("a");
+    e.prestart(&k, "b", "ip_vs_wrr").expect("b");
+    e.poststop(&k, "b");
+    let closure = |n: &str| -> Vec<String> {
+        match n {
+            "ip_vs_wrr" => strs(&SEED),
+            _ => vec![n.to_string()],
+        }
+    };
+    let (ask, done) = e.with_session(|s| {
+        s.unload_named(&k, &["veth", "dummy", "ip_vs_wrr"], false, &closure)
+            .expect("unload")
+    });
+    assert_eq!(ask.refused.len(), 2);
+    assert!(
+        ask.refused[0].1.contains("modgate did not load it"),
+        "{ask:?}"
+    );
+    assert!(ask.refused[1].1.contains("held by container a"), "{ask:?}");
+    assert_eq!(
+        done.removed,
+        [
+            "ip_vs_wrr",
+            "ip_vs",
+            "nf_conntrack",
+            "libcrc32c",
+            "crc32c_generic"
+        ]
+    );
+    let (ask, done) = e.with_session(|s| {
+        s.unload_named(&k, &["dummy"], true, &closure)
+            .expect("unload")
+    });
+    assert_eq!(
+        ask.warnings,
+        ["removing module \"dummy\" that container a still holds"]
+    );
+    assert_eq!(done.removed, ["dummy"]);
+    assert_eq!(live(&e.root()), BTreeSet::from(["veth".to_string()]));
+}
+
+#[test]
+fn concurrent_hooks_leave_no_holder_and_exactly_the_pre_existing_modules() {
+    let e = Env::new("on-last-release");
+    let pre = ["crc32c_generic", "libcrc32c", "nf_conntrack"];
+    for m in pre {
+        set_live(&e.root(), m);
+    }
+    let k = Kernel::new(&e.root());
+    let mixes = [
+        "ip_vs",
+        "ip_vs_wrr",
+        "ip_vs_rr,ip_vs",
+        "nf_conntrack",
+        "dummy",
+        "ip_vs_wrr,ip_vs_rr",
+        "dummy,nf_conntrack",
+        "xzmod,ip_vs",
+    ];
+    std::thread::scope(|scope| {
+        for i in 0..32 {
+            let (e, k) = (&e, &k);
+            let mix = mixes[i % mixes.len()];
+            scope.spawn(move || {
+                let id = format!("c{i}");
+                let out = e.prestart(k, &id, mix).expect("prestart");
+                std::thread::sleep(Duration::from_millis((i as u64 * 7) % 23));
+                // What this container holds is still there while it runs.
+                let now = live(&e.root());
+                for m in &out.plan {
+                    assert!(now.contains(m), "{id}: {m} removed while held");
+                }
+                e.poststop(k, &id);
+            });
+        }
+    });
+    assert!(e.record_ids().is_empty());
+    assert!(e.owned().is_empty());
+    assert_eq!(live(&e.root()), BTreeSet::from(pre.map(String::from)));
+}
