@@ -49,6 +49,12 @@ pub enum Command {
     /// Write the man pages or shell completions (for packaging)
     #[command(subcommand, hide = true)]
     Generate(GenerateCommand),
+    /// Show the modules modgate knows of: owner, live or not, which containers hold them
+    Status(StatusArgs),
+    /// Drop the records of containers that are gone, then unload what nobody holds
+    Gc(GcArgs),
+    /// Remove modules modgate loaded and no container holds
+    Unload(UnloadArgs),
 }
 
 #[derive(Debug, Args)]
@@ -127,6 +133,41 @@ pub struct PlanArgs {
     /// Same as --format json
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// Say what would be dropped and unloaded; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The ids of the live containers, one a line ("-": stdin) [default: judge by the
+    /// runc and crun state directories under ROOT/run]
+    #[arg(long, value_name = "FILE")]
+    pub alive_ids: Option<PathBuf>,
+    /// Keep records written in the last SECONDS: the list of live ids may predate them
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub grace: u64,
+    /// Policy file, for its `unload` setting [default: ROOT/etc/modgate/policy.toml, else
+    /// the built-in default]
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct UnloadArgs {
+    /// Module names
+    #[arg(required = true, value_name = "NAME")]
+    pub names: Vec<String>,
+    /// Remove a module even though containers hold it (they are named in a warning)
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Subcommand)]

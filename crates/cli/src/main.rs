@@ -52,6 +52,9 @@ fn run(cli: &cli::Cli) -> Result<ExitCode, Error> {
         cli::Command::Install(c) => commands::install::run(g, c),
         cli::Command::Doctor(a) => commands::doctor::run(g, a),
         cli::Command::Generate(c) => commands::generate::run(c),
+        cli::Command::Status(a) => commands::status::run(g, a),
+        cli::Command::Gc(a) => commands::gc::run(g, a),
+        cli::Command::Unload(a) => commands::unload::run(g, a),
     }
 }
 

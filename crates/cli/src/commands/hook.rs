@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use modgate_host::hook::{self, HookError, HookSettings, Outcome, Stage};
 use modgate_host::root::Root;
+use modgate_host::state::has_record;
 use modgate_host::syscall::Syscalls;
 
 use crate::cli::{Global, HookArgs};
@@ -28,8 +29,18 @@ pub fn run(g: &Global, args: &HookArgs) -> Result<ExitCode, Error> {
     // the deadline (it kills the hook, which fails closed); a thread costs too much here.
     modgate_host::syscall::alarm(args.timeout);
     let state = hook::read_state(std::io::stdin().lock())?;
-    let config = hook::read_config(&state)?;
-    let request = hook::request_of(&state, &config)?;
+    // Poststop needs only the id, and nearly every container has no record to release:
+    // return before reading the bundle, which may be half gone by now.
+    if stage == Stage::Poststop && !has_record(&Root::new(&g.root), &state.id) {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let (config, request) = if stage == Stage::Poststop {
+        Default::default()
+    } else {
+        let config = hook::read_config(&state)?;
+        let request = hook::request_of(&state, &config)?;
+        (config, request)
+    };
     if request.is_empty() && stage != Stage::Poststop {
         return Ok(ExitCode::SUCCESS);
     }
@@ -56,10 +67,7 @@ pub fn run(g: &Global, args: &HookArgs) -> Result<ExitCode, Error> {
         ..Default::default()
     };
     let result = match stage {
-        Stage::Poststop => {
-            outcome.decision = "released".into();
-            Ok(())
-        }
+        Stage::Poststop => hook::release(&settings, &Syscalls, &state, &mut outcome),
         _ => hook::load_request(
             &settings,
             &Syscalls,
@@ -74,6 +82,11 @@ pub fn run(g: &Global, args: &HookArgs) -> Result<ExitCode, Error> {
         .as_ref()
         .map(|r| r.inserted.join(","))
         .unwrap_or_default();
+    let unloaded = outcome
+        .released
+        .as_ref()
+        .map(|r| r.unloaded.join(","))
+        .unwrap_or_default();
     tracing::info!(
         container = %outcome.container,
         stage = %outcome.stage,
@@ -81,6 +94,7 @@ pub fn run(g: &Global, args: &HookArgs) -> Result<ExitCode, Error> {
         plan = %outcome.plan.join(","),
         decision = %outcome.decision,
         loaded = %loaded,
+        unloaded = %unloaded,
         micros = outcome.micros,
         "hook"
     );

@@ -1,6 +1,7 @@
 //! One file per subcommand.
 
 pub mod doctor;
+pub mod gc;
 pub mod generate;
 pub mod hook;
 pub mod install;
@@ -8,3 +9,5 @@ pub mod load;
 pub mod plan;
 pub mod policy;
 pub mod runtime;
+pub mod status;
+pub mod unload;

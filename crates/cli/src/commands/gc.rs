@@ -1,0 +1,91 @@
+//! `modgate gc [--dry-run]`: drops the records of containers that are gone (their
+//! poststop never ran), then, with `unload = "on-last-release"`, removes the modules
+//! modgate inserted that nobody holds.
+
+use std::collections::BTreeSet;
+use std::io::Read;
+use std::path::Path;
+use std::process::ExitCode;
+
+use modgate_host::lifecycle::{Alive, Session};
+use modgate_host::lock::HostLock;
+use modgate_host::policyfile;
+use modgate_host::root::Root;
+use modgate_host::syscall::Syscalls;
+
+use crate::cli::{GcArgs, Global};
+use crate::Error;
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read the live container ids from {0}")]
+pub struct AliveIdsError(String, #[source] std::io::Error);
+
+pub fn run(g: &Global, args: &GcArgs) -> Result<ExitCode, Error> {
+    let root = Root::new(&g.root);
+    let policy = policyfile::load(&root, args.policy.as_deref())?;
+    let alive = match &args.alive_ids {
+        Some(p) => Alive::Listed(read_ids(p)?),
+        None => Alive::RuntimeDirs,
+    };
+    let lock = HostLock::acquire(&root)?;
+    let mut session = Session::open(&root, &lock)?;
+    for w in &session.warnings {
+        eprintln!("modgate: warning: {w}");
+    }
+    let r = session.gc(
+        &Syscalls,
+        &alive,
+        policy.unload,
+        args.grace.saturating_mul(1000),
+        args.dry_run,
+    )?;
+    let (drop, unload) = if args.dry_run {
+        ("would drop", "would unload")
+    } else {
+        ("dropped", "unloaded")
+    };
+    for id in &r.dropped {
+        println!("{drop} the record of {id}: container gone");
+    }
+    for id in &r.too_young {
+        println!(
+            "kept the record of {id}: written in the last {} s (see --grace)",
+            args.grace
+        );
+    }
+    for id in &r.unknown {
+        println!("kept the record of {id}: cannot tell whether it is alive (no runc or crun state directory; give --alive-ids)");
+    }
+    for m in &r.unloaded.removed {
+        println!("{unload} {m}");
+    }
+    for (m, why) in &r.unloaded.left {
+        println!("left {m}: {why}");
+    }
+    if !r.kept.is_empty() {
+        println!(
+            "kept {}: loaded by modgate, held by nobody; the policy says unload = \"never\" (modgate unload NAME removes one)",
+            r.kept.join(" ")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One id a line; `-` reads stdin.
+fn read_ids(path: &Path) -> Result<BTreeSet<String>, AliveIdsError> {
+    let mut text = String::new();
+    let shown = path.display().to_string();
+    if path == Path::new("-") {
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| AliveIdsError("stdin".into(), e))?;
+    } else {
+        text = std::fs::read_to_string(path).map_err(|e| AliveIdsError(shown, e))?;
+    }
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect())
+}

@@ -1,0 +1,370 @@
+//! The lifecycle commands end to end (`hook prestart`/`poststop`, `status`, `gc`,
+//! `unload`) against a copy of the fixture root in which every requested module is
+//! already live. Nothing here may reach delete_module(2): this host's kernel is real,
+//! so no test leaves a module that modgate owns and nobody holds under
+//! `unload = "on-last-release"`; the removals themselves are tested in
+//! crates/host/tests/lifecycle.rs with a fake kernel and in the VM suite for real.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+const SEED: [&str; 5] = [
+    "crc32c_generic",
+    "libcrc32c",
+    "nf_conntrack",
+    "ip_vs",
+    "ip_vs_wrr",
+];
+
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new(unload: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/roots/basic");
+        copy_dir(&src, &dir.path().join("root"));
+        let e = Self { dir };
+        for m in SEED.iter().chain(&["dummy"]) {
+            let d = e.root().join("sys/module").join(m);
+            std::fs::create_dir_all(&d).expect("mkdir");
+            std::fs::write(d.join("initstate"), "live\n").expect("write");
+        }
+        std::fs::create_dir_all(e.root().join("etc/modgate")).expect("mkdir");
+        std::fs::write(
+            e.root().join("etc/modgate/policy.toml"),
+            format!("mode = \"permissive\"\nunload = \"{unload}\"\n"),
+        )
+        .expect("policy");
+        e
+    }
+
+    fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    fn store(&self) -> PathBuf {
+        self.root().join("run/modgate")
+    }
+
+    fn bundle(&self, id: &str, modules: &str) -> PathBuf {
+        let b = self.dir.path().join("bundles").join(id);
+        std::fs::create_dir_all(&b).expect("mkdir");
+        std::fs::write(
+            b.join("config.json"),
+            format!(r#"{{"process":{{"env":["KERNEL_MODULES={modules}"]}}}}"#),
+        )
+        .expect("config");
+        b
+    }
+
+    fn state(&self, id: &str) -> String {
+        let b = self.dir.path().join("bundles").join(id);
+        format!(
+            r#"{{"ociVersion":"1.0.2","id":"{id}","pid":1,"bundle":"{}"}}"#,
+            b.display()
+        )
+    }
+
+    fn modgate(&self, args: &[&str], stdin: &str) -> Output {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_modgate"))
+            .arg("--root")
+            .arg(self.root())
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin.as_bytes())
+            .expect("write stdin");
+        child.wait_with_output().expect("wait")
+    }
+
+    fn hook(&self, stage: &str, id: &str) -> Output {
+        let log = self.dir.path().join("hook.log");
+        let o = self.modgate(
+            &["hook", stage, "--log", &log.display().to_string()],
+            &self.state(id),
+        );
+        assert!(o.status.success(), "{stage} {id}: {}", text(&o.stderr));
+        o
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("hook.log")).unwrap_or_default()
+    }
+
+    fn status(&self) -> serde_json::Value {
+        let o = self.modgate(&["status", "--json"], "");
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        serde_json::from_slice(&o.stdout).expect("status is JSON")
+    }
+
+    /// Marks modules as modgate's, as if a hook had inserted them.
+    fn own(&self, modules: &[&str]) {
+        let entries: Vec<String> = modules
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                format!(
+                    r#""{m}":{{"loaded_at":1700000000000,"by":"c0","seq":{}}}"#,
+                    i + 1
+                )
+            })
+            .collect();
+        std::fs::create_dir_all(self.store()).expect("mkdir");
+        std::fs::write(
+            self.store().join("modules.json"),
+            format!(
+                r#"{{"next_seq":{},"modules":{{{}}}}}"#,
+                modules.len(),
+                entries.join(",")
+            ),
+        )
+        .expect("ledger");
+    }
+}
+
+fn copy_dir(src: &Path, dst: &Path) {
+    std::fs::create_dir_all(dst).expect("mkdir");
+    for e in std::fs::read_dir(src).expect("readdir").flatten() {
+        let to = dst.join(e.file_name());
+        if e.file_type().expect("type").is_dir() {
+            copy_dir(&e.path(), &to);
+        } else {
+            std::fs::copy(e.path(), &to).expect("copy");
+        }
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn prestart_records_holders_and_poststop_releases_them() {
+    let e = Env::new("on-last-release");
+    e.bundle("c1", "ip_vs,ip_vs_wrr");
+    e.bundle("c2", "dummy");
+    e.hook("prestart", "c1");
+    e.hook("createRuntime", "c2");
+    let s = e.status();
+    let ip_vs = &s["modules"][2];
+    assert_eq!(
+        ip_vs,
+        &serde_json::json!({"name":"ip_vs","owned":false,"live":true,"holders":["c1"]})
+    );
+    assert_eq!(s["modules"].as_array().expect("list").len(), 6);
+    assert_eq!(s["containers"][0]["id"], "c1");
+    assert_eq!(
+        s["containers"][0]["holds"],
+        serde_json::json!([
+            "crc32c_generic",
+            "libcrc32c",
+            "nf_conntrack",
+            "ip_vs",
+            "ip_vs_wrr"
+        ])
+    );
+    assert_eq!(s["containers"][1]["stage"], "holding");
+    assert!(s["containers"][1]["times"]["createRuntime"].is_string());
+
+    let o = e.modgate(&["status"], "");
+    let table = text(&o.stdout);
+    assert!(
+        table.contains("ip_vs_wrr       pre-existing  yes   c1"),
+        "{table}"
+    );
+    assert!(table.contains("c2         holding"), "{table}");
+
+    e.hook("poststop", "c1");
+    e.hook("poststop", "c2");
+    let s = e.status();
+    assert_eq!(s["containers"], serde_json::json!([]));
+    assert_eq!(
+        s["modules"],
+        serde_json::json!([]),
+        "pre-existing modules are not tracked once nobody holds them"
+    );
+    let log = e.log();
+    assert!(
+        log.contains("container=c1 stage=poststop") && log.contains("decision=released"),
+        "{log}"
+    );
+}
+
+#[test]
+fn poststop_without_a_record_touches_nothing() {
+    let e = Env::new("on-last-release");
+    // No bundle at all: poststop needs only the id.
+    let o = e.modgate(
+        &["hook", "poststop"],
+        r#"{"id":"never-asked","bundle":"/nonexistent/bundle"}"#,
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(o.stdout.is_empty() && o.stderr.is_empty());
+    assert!(!e.store().exists(), "the fast path creates no state");
+}
+
+#[test]
+fn ownership_survives_the_container_that_inserted_it() {
+    let e = Env::new("never");
+    e.own(&["ip_vs", "ip_vs_wrr"]);
+    e.bundle("c1", "ip_vs_wrr");
+    e.bundle("c2", "ip_vs_wrr");
+    e.hook("prestart", "c1");
+    e.hook("prestart", "c2");
+    e.hook("poststop", "c1");
+    let s = e.status();
+    let ip_vs = s["modules"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|m| m["name"] == "ip_vs")
+        .expect("ip_vs");
+    assert_eq!(ip_vs["owned"], true);
+    assert_eq!(ip_vs["loaded_by"], "c0");
+    assert_eq!(ip_vs["holders"], serde_json::json!(["c2"]));
+    e.hook("poststop", "c2");
+    // unload = "never": still there, still modgate's, held by nobody.
+    let s = e.status();
+    let mods = s["modules"].as_array().expect("list");
+    assert_eq!(mods.len(), 2);
+    assert!(mods
+        .iter()
+        .all(|m| m["owned"] == true && m["holders"] == serde_json::json!([])));
+}
+
+#[test]
+fn a_corrupt_record_is_logged_and_moved_aside() {
+    let e = Env::new("never");
+    std::fs::create_dir_all(e.store().join("containers")).expect("mkdir");
+    std::fs::write(e.store().join("containers/bad.json"), "{\"id\":").expect("write");
+    e.bundle("c1", "dummy");
+    e.hook("prestart", "c1");
+    let log = e.log();
+    assert!(log.contains("bad.json is damaged"), "{log}");
+    let aside = std::fs::read_dir(e.store().join("corrupt"))
+        .expect("corrupt/")
+        .count();
+    assert_eq!(aside, 1);
+
+    // status says so on stderr and carries on.
+    std::fs::write(e.store().join("containers/worse.json"), "\0").expect("write");
+    let o = e.modgate(&["status", "--json"], "");
+    assert!(o.status.success());
+    let err = text(&o.stderr);
+    assert!(
+        err.starts_with("modgate: warning: state store: ") && err.contains("worse.json is damaged"),
+        "{err}"
+    );
+    assert_eq!(e.status()["containers"][0]["id"], "c1");
+}
+
+#[test]
+fn gc_drops_records_of_gone_containers() {
+    let e = Env::new("on-last-release");
+    std::fs::create_dir_all(e.root().join("run/runc/r1")).expect("mkdir");
+    std::fs::create_dir_all(e.root().join("run/crun/r2")).expect("mkdir");
+    for id in ["r1", "r2", "x"] {
+        e.bundle(id, "dummy");
+        e.hook("prestart", id);
+    }
+    std::fs::remove_dir(e.root().join("run/runc/r1")).expect("rm");
+
+    let o = e.modgate(&["gc", "--dry-run"], "");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    assert!(
+        out.contains("kept the record of r1: written in the last 30 s"),
+        "{out}"
+    );
+    assert!(
+        out.contains("kept the record of x: cannot tell whether it is alive"),
+        "{out}"
+    );
+
+    let o = e.modgate(&["gc", "--dry-run", "--grace", "0"], "");
+    assert!(text(&o.stdout).contains("would drop the record of r1: container gone"));
+    assert_eq!(e.status()["containers"].as_array().expect("list").len(), 3);
+
+    let ids = e.dir.path().join("alive");
+    std::fs::write(&ids, "r2\n\n").expect("write");
+    let o = e.modgate(
+        &[
+            "gc",
+            "--grace",
+            "0",
+            "--alive-ids",
+            &ids.display().to_string(),
+        ],
+        "",
+    );
+    let out = text(&o.stdout);
+    assert!(
+        out.contains("dropped the record of r1") && out.contains("dropped the record of x"),
+        "{out}"
+    );
+    let s = e.status();
+    assert_eq!(s["containers"][0]["id"], "r2");
+    assert_eq!(s["containers"].as_array().expect("list").len(), 1);
+
+    let o = e.modgate(&["gc", "--grace", "0", "--alive-ids", "-"], "");
+    assert!(text(&o.stdout).contains("dropped the record of r2"));
+    assert_eq!(e.status()["containers"], serde_json::json!([]));
+
+    let o = e.modgate(&["gc", "--alive-ids", "/nonexistent/ids"], "");
+    assert!(!o.status.success());
+    assert!(text(&o.stderr).contains("cannot read the live container ids from /nonexistent/ids"));
+}
+
+#[test]
+fn gc_under_never_keeps_unheld_modules_and_says_so() {
+    let e = Env::new("never");
+    e.own(&["dummy"]);
+    let o = e.modgate(&["gc"], "");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains(
+            "kept dummy: loaded by modgate, held by nobody; the policy says unload = \"never\""
+        ),
+        "{}",
+        text(&o.stdout)
+    );
+}
+
+#[test]
+fn unload_refuses_what_modgate_must_not_remove() {
+    let e = Env::new("never");
+    e.own(&["ip_vs", "ip_vs_wrr"]);
+    e.bundle("c1", "ip_vs_wrr");
+    e.hook("prestart", "c1");
+    let o = e.modgate(&["unload", "nf_conntrack", "ip-vs", "veth"], "");
+    assert!(!o.status.success());
+    let err = text(&o.stderr);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 3, "{err}");
+    assert!(
+        lines[0]
+            .contains("\"nf_conntrack\" not unloaded: modgate did not load it (it was live before"),
+        "{err}"
+    );
+    assert!(
+        lines[1].contains("\"ip_vs\" not unloaded: held by container c1 (give --force"),
+        "{err}"
+    );
+    assert!(
+        lines[2]
+            .contains("\"veth\" not unloaded: modgate did not load it and no container holds it"),
+        "{err}"
+    );
+    let o = e.modgate(&["unload", "../x"], "");
+    assert!(text(&o.stderr).contains("invalid module name \"../x\""));
+}
