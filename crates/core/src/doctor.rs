@@ -337,7 +337,7 @@ pub fn engine(f: &EngineFacts) -> Check {
     let name = format!("engine {}", f.name);
     if !f.problems.is_empty() {
         return Check::new(&name, Status::Fail, f.problems.join("; ")).fix(format!(
-            "{} (it rewrites the entries), or fix the file named",
+            "install modgate at the path named (root-owned, not world-writable), or point the entries at one: {} --binary PATH",
             f.install
         ));
     }
