@@ -20,7 +20,11 @@ fn main() -> ExitCode {
     match run(&cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("modgate: {}", chain(e.as_ref()));
+            let line = chain(e.as_ref());
+            if let cli::Command::Hook(h) = &cli.command {
+                commands::hook::log_failure(h, &line);
+            }
+            eprintln!("modgate: {line}");
             ExitCode::FAILURE
         }
     }

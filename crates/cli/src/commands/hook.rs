@@ -102,6 +102,15 @@ pub fn run(g: &Global, args: &HookArgs) -> Result<ExitCode, Error> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A failed hook's line goes to the log too: crun drops a hook's stderr, so the log
+/// (`--log FILE`, syslog) is where an operator finds why a container did not start.
+pub fn log_failure(args: &HookArgs, line: &str) {
+    if let Some(w) = crate::logging::init(args.log.as_ref()) {
+        eprintln!("modgate: warning: {w}");
+    }
+    tracing::error!("{line}");
+}
+
 /// Fails the hook cleanly when it overruns its deadline, so a stuck load cannot hang
 /// the container's start forever.
 fn watchdog(secs: u64) {
