@@ -1,0 +1,107 @@
+# Crashes and damage. A hook killed with SIGKILL in the middle of a load (at a
+# sweep of delays; the xz tree makes a load slow enough to land in): the next
+# hook and gc cope, the dead hook's record is not lost, and every module it
+# left live is recorded as modgate's and removed by the next release or gc.
+# A damaged record or ledger: the next hook logs it, moves it aside, goes on.
+LC=/tmp/lc-crash
+rm -rf /run/modgate $LC
+mkdir -p $LC
+modgate policy default | sed 's/^unload = "never"$/unload = "on-last-release"/' >$LC/olr.toml
+OLR=$LC/olr.toml
+# In-process xz decompression: each module takes a while to go in.
+R=/roots/xz
+{ echo "#pre"; mods; } >$LC/pre
+pre=$(mods)
+
+new_mods() { mods | grep -vxF -f $LC/pre | tr '\n' ' '; }
+owner_of() { modgate status | awk -v m="$1" '$1 == m {print $2}'; }
+
+mid=0
+n=0
+for d in 30 60 100 150 200 300 400 500 700 900 1200 1600 2000; do
+    [ $mid -ge 3 ] && break
+    n=$((n + 1))
+    # Each try from the same start, whatever the last one left.
+    reset_modules
+    rm -rf /run/modgate
+    b=$(new_bundle k$n ip_vs,ip_vs_wrr)
+    hook_state $b k$n >$b/state.json
+    modgate --root $R hook prestart --log $b/hook.log <$b/state.json >$b/out 2>$b/err &
+    pid=$!
+    usleep $((d * 1000))
+    kill -9 $pid 2>/dev/null
+    wait $pid 2>/dev/null
+    rec=/run/modgate/containers/k$n.json
+    left=$(new_mods)
+    if [ -f $rec ] && grep -q '"stage": "loading"' $rec; then
+        what="mid-load, live: ${left:-none}"
+        [ -n "$left" ] && mid=$((mid + 1))
+    elif [ -f $rec ]; then
+        what="after the load"
+    else
+        what="before the record was written"
+    fi
+    echo "  hook killed after $d ms: $what"
+
+    begin "SIGKILL after $d ms ($what): the next hook runs, what was left is modgate's, then removed"
+    b2=$(new_bundle n$n ip_vs,ip_vs_wrr)
+    hook_by_hand $b2 n$n --root $R hook prestart --policy $OLR --log $b2/hook.log
+    show $b2/hook.log hook.log
+    want "the next hook exits 0 (got $HOOK_RC)" [ "$HOOK_RC" -eq 0 ]
+    want "the next hook is quiet on stderr" not test -s $HOOK_ERR
+    case $what in mid-load*)
+        want "the next hook logs the dead load" grep -q "container k$n: its hook died while loading" $b2/hook.log
+        want "the dead hook's record is handled (gone)" not test -f $rec
+        ;;
+    esac
+    for m in $left; do
+        want "$m, left live by the dead hook, is modgate's (got $(owner_of $m))" [ "$(owner_of $m)" = modgate ]
+    done
+    want_loaded ip_vs ip_vs_wrr
+    hook_by_hand $b2 n$n --root $R hook poststop --policy $OLR --log $b2/hook.log
+    want "poststop exits 0 (got $HOOK_RC)" [ "$HOOK_RC" -eq 0 ]
+    # A dead hook that finished its load leaves a holding record: gc's business.
+    modgate gc --grace 0 --alive-ids /dev/null --policy $OLR >$LC/gc.out 2>&1
+    want "gc exits 0" [ $? -eq 0 ]
+    show $LC/gc.out gc
+    want "no record left" [ -z "$(ls /run/modgate/containers)" ]
+    want_mods "$pre"
+    end
+done
+
+begin "a SIGKILL landed mid-load at least once (in $n tries)"
+want "mid-load kills: $mid" [ "$mid" -ge 1 ]
+end
+
+begin "a damaged record: the next hook logs it, moves it aside and continues"
+reset_modules
+rm -rf /run/modgate
+mkdir -p /run/modgate/containers
+printf '{"id": "junk", "stage": ' >/run/modgate/containers/junk.json
+HOOK_STAGES="prestart poststop" \
+    HOOK_ARGS='"modgate","hook","@STAGE@","--policy","'$OLR'","--log","@BUNDLE@/hook.log"' \
+    run_ctr crun lc-damaged dummy
+want "the container runs (exit $CTR_RC)" [ "$CTR_RC" -eq 0 ]
+want "the hook log names the damaged file" grep -q 'junk.json is damaged' "$CTR_LOG"
+want "it is in corrupt/" test -n "$(ls /run/modgate/corrupt | grep '^junk.json\.')"
+want "the container's own release still unloads dummy" not loaded dummy
+want_mods "$pre"
+end
+
+begin "a damaged ledger: modgate owns nothing, so removes nothing"
+rm -rf /run/modgate
+b=$(new_bundle lc-ledger dummy)
+hook_by_hand $b lc-ledger hook prestart --policy $OLR --log $b/hook.log
+want "prestart exits 0" [ "$HOOK_RC" -eq 0 ]
+want_loaded dummy
+echo '[' >/run/modgate/modules.json
+hook_by_hand $b lc-ledger hook poststop --policy $OLR --log $b/hook.log
+show $b/hook.log hook.log
+want "poststop exits 0" [ "$HOOK_RC" -eq 0 ]
+want "the hook log names the damaged ledger" grep -q 'modules.json is damaged' $b/hook.log
+want "dummy stays: without the ledger it is nobody's to remove" loaded dummy
+modgate unload dummy >$LC/unload.out 2>&1
+want "unload refuses it now" [ $? -ne 0 ]
+end
+rmmod dummy 2>/dev/null
+rm -rf /run/modgate
