@@ -428,3 +428,7 @@ impl<'r> Resolver<'r> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[path = "resolve_tests.rs"]
+mod tests;
