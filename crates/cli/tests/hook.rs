@@ -3,7 +3,7 @@
 //! loads for real). Every refusal must exit non-zero with one `modgate:` line.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 struct Env {
@@ -13,8 +13,7 @@ struct Env {
 impl Env {
     fn new() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/roots/basic");
-        copy_dir(&src, &dir.path().join("root"));
+        modgate_testkit::fixture_root(&dir.path().join("root"), &[]);
         std::fs::create_dir_all(dir.path().join("bundle")).expect("mkdir bundle");
         Self { dir }
     }
@@ -28,11 +27,7 @@ impl Env {
     }
 
     fn live(&self, names: &[&str]) {
-        for n in names {
-            let d = self.root().join("sys/module").join(n);
-            std::fs::create_dir_all(&d).expect("mkdir");
-            std::fs::write(d.join("initstate"), "live\n").expect("write");
-        }
+        modgate_testkit::set_live(&self.root(), names);
     }
 
     fn config(&self, env: &[&str], annotations: &[(&str, &str)]) {
@@ -90,18 +85,6 @@ fn run(cmd: &mut Command, stdin: &str) -> Output {
         })
         .expect("write stdin");
     child.wait_with_output().expect("wait")
-}
-
-fn copy_dir(src: &Path, dst: &Path) {
-    std::fs::create_dir_all(dst).expect("mkdir");
-    for e in std::fs::read_dir(src).expect("readdir").flatten() {
-        let to = dst.join(e.file_name());
-        if e.file_type().expect("type").is_dir() {
-            copy_dir(&e.path(), &to);
-        } else {
-            std::fs::copy(e.path(), &to).expect("copy");
-        }
-    }
 }
 
 fn stderr(o: &Output) -> String {

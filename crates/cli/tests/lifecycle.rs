@@ -6,7 +6,7 @@
 //! crates/host/tests/lifecycle.rs with a fake kernel and in the VM suite for real.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 const SEED: [&str; 5] = [
@@ -24,14 +24,9 @@ struct Env {
 impl Env {
     fn new(unload: &str) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/roots/basic");
-        copy_dir(&src, &dir.path().join("root"));
+        let live: Vec<&str> = SEED.iter().copied().chain(["dummy"]).collect();
+        modgate_testkit::fixture_root(&dir.path().join("root"), &live);
         let e = Self { dir };
-        for m in SEED.iter().chain(&["dummy"]) {
-            let d = e.root().join("sys/module").join(m);
-            std::fs::create_dir_all(&d).expect("mkdir");
-            std::fs::write(d.join("initstate"), "live\n").expect("write");
-        }
         std::fs::create_dir_all(e.root().join("etc/modgate")).expect("mkdir");
         std::fs::write(
             e.root().join("etc/modgate/policy.toml"),
@@ -129,18 +124,6 @@ impl Env {
             ),
         )
         .expect("ledger");
-    }
-}
-
-fn copy_dir(src: &Path, dst: &Path) {
-    std::fs::create_dir_all(dst).expect("mkdir");
-    for e in std::fs::read_dir(src).expect("readdir").flatten() {
-        let to = dst.join(e.file_name());
-        if e.file_type().expect("type").is_dir() {
-            copy_dir(&e.path(), &to);
-        } else {
-            std::fs::copy(e.path(), &to).expect("copy");
-        }
     }
 }
 

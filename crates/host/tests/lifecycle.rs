@@ -70,7 +70,7 @@ impl Kernel {
         if d.exists() {
             return Err(io::Error::from_raw_os_error(libc::EEXIST));
         }
-        set_live(&self.root, name);
+        modgate_testkit::set_live(&self.root, &[name]);
         Ok(())
     }
 }
@@ -102,13 +102,6 @@ impl ModuleSyscalls for Kernel {
     }
 }
 
-fn set_live(root: &Path, name: &str) {
-    let d = root.join("sys/module").join(name);
-    std::fs::create_dir_all(d.join("holders")).expect("mkdir");
-    std::fs::write(d.join("initstate"), "live\n").expect("write");
-    std::fs::write(d.join("refcnt"), "0\n").expect("write");
-}
-
 fn live(root: &Path) -> BTreeSet<String> {
     std::fs::read_dir(root.join("sys/module"))
         .map(|d| {
@@ -127,8 +120,7 @@ struct Env {
 impl Env {
     fn new(unload: &str) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/roots/basic");
-        copy_dir(&src, &dir.path().join("root"));
+        modgate_testkit::fixture_root(&dir.path().join("root"), &[]);
         std::fs::create_dir_all(dir.path().join("root/etc/modgate")).expect("mkdir");
         std::fs::write(
             dir.path().join("root/etc/modgate/policy.toml"),
@@ -196,18 +188,6 @@ impl Env {
     }
 }
 
-fn copy_dir(src: &Path, dst: &Path) {
-    std::fs::create_dir_all(dst).expect("mkdir");
-    for e in std::fs::read_dir(src).expect("readdir").flatten() {
-        let to = dst.join(e.file_name());
-        if e.file_type().expect("type").is_dir() {
-            copy_dir(&e.path(), &to);
-        } else {
-            std::fs::copy(e.path(), &to).expect("copy");
-        }
-    }
-}
-
 fn strs(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
@@ -248,7 +228,7 @@ fn the_last_release_removes_what_modgate_inserted_newest_first() {
 fn pre_existing_modules_are_never_removed() {
     let e = Env::new("on-last-release");
     for m in ["crc32c_generic", "libcrc32c", "nf_conntrack"] {
-        set_live(&e.root(), m);
+        modgate_testkit::set_live(&e.root(), &[m]);
     }
     let k = Kernel::new(&e.root());
     let a = e.prestart(&k, "a", "ip_vs_wrr").expect("a");
@@ -394,7 +374,7 @@ fn ownership_is_lost_when_someone_else_reloads_the_module() {
     // Removed and loaded again outside modgate: a new /sys/module/dummy.
     let m = e.root().join("sys/module");
     std::fs::rename(m.join("dummy"), m.join("old")).expect("mv");
-    set_live(&e.root(), "dummy");
+    modgate_testkit::set_live(&e.root(), &["dummy"]);
     std::fs::remove_dir_all(m.join("old")).expect("rm");
     e.poststop(&k, "a");
     assert!(k.deleted().is_empty(), "{:?}", k.calls());
@@ -413,8 +393,8 @@ fn a_hook_that_died_mid_load_is_recovered_by_the_next() {
     dead.pending = strs(&SEED);
     std::fs::write(dir.join("dead.json"), dead.render()).expect("write");
     std::fs::write(dir.join(".dead.json.tmp"), "{\"id\":").expect("write");
-    set_live(&e.root(), "crc32c_generic");
-    set_live(&e.root(), "libcrc32c");
+    modgate_testkit::set_live(&e.root(), &["crc32c_generic"]);
+    modgate_testkit::set_live(&e.root(), &["libcrc32c"]);
 
     let b = e
         .prestart(&k, "b", "ip_vs_wrr")
@@ -520,7 +500,7 @@ fn gc_judges_by_runtime_state_directories_or_a_list() {
 #[test]
 fn unload_named_refuses_pre_existing_and_held_modules() {
     let e = Env::new("never");
-    set_live(&e.root(), "veth");
+    modgate_testkit::set_live(&e.root(), &["veth"]);
     let k = Kernel::new(&e.root());
     e.prestart(&k, "a", "dummy").expect("a");
     e.prestart(&k, "b", "ip_vs_wrr").expect("b");
@@ -568,7 +548,7 @@ fn concurrent_hooks_leave_no_holder_and_exactly_the_pre_existing_modules() {
     let e = Env::new("on-last-release");
     let pre = ["crc32c_generic", "libcrc32c", "nf_conntrack"];
     for m in pre {
-        set_live(&e.root(), m);
+        modgate_testkit::set_live(&e.root(), &[m]);
     }
     let k = Kernel::new(&e.root());
     let mixes = [

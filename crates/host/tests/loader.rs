@@ -8,32 +8,13 @@ use modgate_host::context::Context;
 use modgate_host::kernel::Sysfs;
 use modgate_host::loader::{LoadError, Loader};
 use modgate_host::root::Root;
-use modgate_host::syscall::{Call, RecordingSyscalls};
 
 fn fixture_copy() -> tempfile::TempDir {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/roots/basic");
     let dst = tempfile::tempdir().expect("tempdir");
-    copy_dir(&src, dst.path());
+    modgate_testkit::fixture_root(dst.path(), &[]);
     dst
 }
-
-fn copy_dir(src: &Path, dst: &Path) {
-    std::fs::create_dir_all(dst).expect("mkdir");
-    for e in std::fs::read_dir(src).expect("readdir").flatten() {
-        let to = dst.join(e.file_name());
-        if e.file_type().expect("type").is_dir() {
-            copy_dir(&e.path(), &to);
-        } else {
-            std::fs::copy(e.path(), &to).expect("copy");
-        }
-    }
-}
-
-fn set_live(root: &Path, name: &str) {
-    let d = root.join("sys/module").join(name);
-    std::fs::create_dir_all(&d).expect("mkdir");
-    std::fs::write(d.join("initstate"), "live\n").expect("write");
-}
+use modgate_host::syscall::{Call, RecordingSyscalls};
 
 fn run(
     root: &Path,
@@ -94,7 +75,7 @@ fn loads_in_order_with_options() {
 #[test]
 fn a_failure_rolls_back_only_what_this_request_inserted() {
     let t = fixture_copy();
-    set_live(t.path(), "nf_conntrack");
+    modgate_testkit::set_live(t.path(), &["nf_conntrack"]);
     let fake = RecordingSyscalls {
         fail_insert: vec![("ip_vs_wrr".into(), libc::ENOENT)],
         ..Default::default()
@@ -207,7 +188,7 @@ fn all_live_means_no_syscalls() {
         "ip_vs",
         "ip_vs_wrr",
     ] {
-        set_live(t.path(), m);
+        modgate_testkit::set_live(t.path(), &[m]);
     }
     std::fs::remove_file(t.path().join("proc/modules")).expect("rm");
     let fake = RecordingSyscalls::default();

@@ -52,31 +52,11 @@ fn is_root() -> bool {
 
 /// A copy of `tests/fixtures/roots/basic` in which `live` modules are loaded.
 pub fn fixture_root(dir: &Path, live: &[&str]) -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/roots/basic");
-    let dst = dir.join("fixture-root");
-    copy_dir(&src, &dst);
-    for m in live {
-        let d = dst.join("sys/module").join(m);
-        std::fs::create_dir_all(&d).expect("mkdir");
-        std::fs::write(d.join("initstate"), "live\n").expect("write");
-    }
-    dst
+    modgate_testkit::fixture_root(&dir.join("fixture-root"), live)
 }
 
 /// ip_vs and everything its plan holds, live.
 pub const IP_VS_LIVE: &[&str] = &["ip_vs", "nf_conntrack", "libcrc32c", "crc32c_generic"];
-
-pub fn copy_dir(src: &Path, dst: &Path) {
-    std::fs::create_dir_all(dst).expect("mkdir");
-    for e in std::fs::read_dir(src).expect("readdir").flatten() {
-        let to = dst.join(e.file_name());
-        if e.file_type().expect("type").is_dir() {
-            copy_dir(&e.path(), &to);
-        } else {
-            std::fs::copy(e.path(), &to).expect("copy");
-        }
-    }
-}
 
 /// A busybox root file system (Debian's busybox is static).
 pub fn busybox_rootfs(dir: &Path) {

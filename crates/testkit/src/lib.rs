@@ -1,0 +1,41 @@
+//! Test support for modgate's integration tests: copies of the fixture root
+//! (`tests/fixtures/roots/basic`, a fake module tree with modprobe.d and /proc files)
+//! that a test can change, and `sys/module` entries that make modules look live.
+
+use std::path::{Path, PathBuf};
+
+/// The fixture root in the repository (read-only: copy it before changing anything).
+pub fn basic_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/roots/basic")
+}
+
+/// Copies the fixture root to `dst` and marks `live` modules as loaded.
+pub fn fixture_root(dst: &Path, live: &[&str]) -> PathBuf {
+    copy_dir(&basic_root(), dst);
+    set_live(dst, live);
+    dst.to_path_buf()
+}
+
+/// Recursive copy of a small directory tree of plain files.
+pub fn copy_dir(src: &Path, dst: &Path) {
+    std::fs::create_dir_all(dst).expect("mkdir");
+    for e in std::fs::read_dir(src).expect("readdir").flatten() {
+        let to = dst.join(e.file_name());
+        if e.file_type().expect("file type").is_dir() {
+            copy_dir(&e.path(), &to);
+        } else {
+            std::fs::copy(e.path(), &to).expect("copy");
+        }
+    }
+}
+
+/// Makes modules look loaded as the kernel shows them: `initstate` = `live`, `refcnt`
+/// 0, an empty `holders` directory, under `ROOT/sys/module/NAME`.
+pub fn set_live(root: &Path, names: &[&str]) {
+    for n in names {
+        let d = root.join("sys/module").join(n);
+        std::fs::create_dir_all(d.join("holders")).expect("mkdir");
+        std::fs::write(d.join("initstate"), "live\n").expect("write initstate");
+        std::fs::write(d.join("refcnt"), "0\n").expect("write refcnt");
+    }
+}
