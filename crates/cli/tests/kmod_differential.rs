@@ -227,28 +227,48 @@ fn host_cmdline() -> String {
     std::fs::read_to_string("/proc/cmdline").unwrap_or_default()
 }
 
+/// Compares modgate with modprobe for every name, on a root built from `tree` with
+/// `cmdline` as its kernel command line (bind-mounted over /proc/cmdline for modprobe
+/// when `bind_cmdline`), under `confs` (an empty configuration when none).
+fn check(
+    tree: &Tree,
+    cmdline: &str,
+    confs: &[&Path],
+    bind_cmdline: bool,
+    names: &[String],
+    what: &str,
+) {
+    let root = make_root(tree, cmdline, false);
+    let empty = tempfile::tempdir().expect("tempdir");
+    let confs: Vec<&Path> = if confs.is_empty() {
+        vec![empty.path()]
+    } else {
+        confs.to_vec()
+    };
+    let file = root.path().join("proc/cmdline");
+    let bind = bind_cmdline.then_some(file.as_path());
+    let bad = compare_all(names, |n| {
+        diff(
+            n,
+            &modprobe(root.path(), &tree.release, &confs, n, bind),
+            &modgate(root.path(), &tree.release, &confs, n),
+        )
+    });
+    report(what, names.len(), &bad);
+}
+
 #[test]
 fn every_module_agrees_with_modprobe() {
     let Some(tree) = tree("MODGATE_KERNEL_ROOT") else {
         return;
     };
-    let root = make_root(&tree, &host_cmdline(), false);
-    let empty = tempfile::tempdir().expect("tempdir");
     let names = module_names(&tree);
     assert!(
         names.len() > 1000,
         "expected a real kernel's module tree, got {} modules",
         names.len()
     );
-    let bad = compare_all(&names, |n| {
-        let confs = [empty.path()];
-        diff(
-            n,
-            &modprobe(root.path(), &tree.release, &confs, n, None),
-            &modgate(root.path(), &tree.release, &confs, n),
-        )
-    });
-    report("modules", names.len(), &bad);
+    check(&tree, &host_cmdline(), &[], false, &names, "modules");
 }
 
 #[test]
@@ -256,23 +276,13 @@ fn aliases_agree_with_modprobe() {
     let Some(tree) = tree("MODGATE_KERNEL_ROOT") else {
         return;
     };
-    let root = make_root(&tree, &host_cmdline(), false);
-    let empty = tempfile::tempdir().expect("tempdir");
     let names = alias_names(&tree);
     assert!(
         names.len() > 300,
         "expected hundreds of aliases, got {}",
         names.len()
     );
-    let bad = compare_all(&names, |n| {
-        let confs = [empty.path()];
-        diff(
-            n,
-            &modprobe(root.path(), &tree.release, &confs, n, None),
-            &modgate(root.path(), &tree.release, &confs, n),
-        )
-    });
-    report("aliases", names.len(), &bad);
+    check(&tree, &host_cmdline(), &[], false, &names, "aliases");
 }
 
 fn fixture(rel: &str) -> PathBuf {
@@ -294,19 +304,17 @@ fn fixture_configurations_agree_with_modprobe() {
     let Some(tree) = tree("MODGATE_KERNEL_ROOT") else {
         return;
     };
-    let root = make_root(&tree, &host_cmdline(), false);
     let (c1, c2) = (fixture("conf1"), fixture("conf2"));
     let mut names = fixture_names();
     names.extend(module_names(&tree).into_iter().step_by(10));
-    let bad = compare_all(&names, |n| {
-        let confs = [c1.as_path(), c2.as_path()];
-        diff(
-            n,
-            &modprobe(root.path(), &tree.release, &confs, n, None),
-            &modgate(root.path(), &tree.release, &confs, n),
-        )
-    });
-    report("names under the fixture configuration", names.len(), &bad);
+    check(
+        &tree,
+        &host_cmdline(),
+        &[&c1, &c2],
+        false,
+        &names,
+        "names under the fixture configuration",
+    );
 }
 
 #[test]
@@ -315,22 +323,14 @@ fn kernel_command_line_agrees_with_modprobe() {
         return;
     };
     let cmdline = std::fs::read_to_string(fixture("cmdline")).expect("cmdline");
-    let root = make_root(&tree, &cmdline, false);
     let c1 = fixture("conf1");
-    let names = fixture_names();
-    let file = root.path().join("proc/cmdline");
-    let bad = compare_all(&names, |n| {
-        let confs = [c1.as_path()];
-        diff(
-            n,
-            &modprobe(root.path(), &tree.release, &confs, n, Some(&file)),
-            &modgate(root.path(), &tree.release, &confs, n),
-        )
-    });
-    report(
+    check(
+        &tree,
+        &cmdline,
+        &[&c1],
+        true,
+        &fixture_names(),
         "names under a fixture kernel command line",
-        names.len(),
-        &bad,
     );
 }
 
@@ -363,19 +363,17 @@ fn text_indexes_agree_with_binary_ones() {
 }
 
 fn compressed(var: &str, what: &str) {
-    let Some(tree) = tree(var) else { return };
-    let root = make_root(&tree, &host_cmdline(), false);
-    let empty = tempfile::tempdir().expect("tempdir");
-    let names = module_names(&tree);
-    let bad = compare_all(&names, |n| {
-        let confs = [empty.path()];
-        diff(
-            n,
-            &modprobe(root.path(), &tree.release, &confs, n, None),
-            &modgate(root.path(), &tree.release, &confs, n),
-        )
-    });
-    report(what, names.len(), &bad);
+    let Some(tree) = tree(var) else {
+        return;
+    };
+    check(
+        &tree,
+        &host_cmdline(),
+        &[],
+        false,
+        &module_names(&tree),
+        what,
+    );
 }
 
 #[test]
