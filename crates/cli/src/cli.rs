@@ -35,7 +35,7 @@ pub enum Command {
     /// Show what loading modules would do, without loading anything
     Plan(PlanArgs),
     /// Load modules into the running kernel, all or nothing, behind the policy
-    Load(LoadArgs),
+    Load(RequestArgs),
     /// Run as an OCI hook: read the state on stdin, load what the container requests
     Hook(HookArgs),
     /// Inspect the policy
@@ -57,8 +57,9 @@ pub enum Command {
     Unload(UnloadArgs),
 }
 
+/// A request as a container would make it, for `load` and `policy check`.
 #[derive(Debug, Args)]
-pub struct LoadArgs {
+pub struct RequestArgs {
     /// Module names
     #[arg(required = true, value_name = "NAME")]
     pub names: Vec<String>,
@@ -95,22 +96,9 @@ pub struct HookArgs {
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
     /// Say whether a container may load these modules, and which rule decided
-    Check(PolicyCheckArgs),
+    Check(RequestArgs),
     /// Print the built-in default policy
     Default,
-}
-
-#[derive(Debug, Args)]
-pub struct PolicyCheckArgs {
-    /// Module names as a container would request them
-    #[arg(required = true, value_name = "NAME")]
-    pub names: Vec<String>,
-    /// Policy file [default: ROOT/etc/modgate/policy.toml, else the built-in default]
-    #[arg(long, value_name = "FILE")]
-    pub policy: Option<PathBuf>,
-    /// An annotation the container carries (repeatable)
-    #[arg(long = "annotation", value_name = "KEY=VALUE")]
-    pub annotations: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]

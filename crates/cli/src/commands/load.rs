@@ -9,11 +9,11 @@ use modgate_host::lock::HostLock;
 use modgate_host::policyfile;
 use modgate_host::syscall::Syscalls;
 
-use crate::cli::{Global, LoadArgs};
+use crate::cli::{Global, RequestArgs};
 use crate::settings::{annotations, Settings};
 use crate::Error;
 
-pub fn run(g: &Global, args: &LoadArgs) -> Result<ExitCode, Error> {
+pub fn run(g: &Global, args: &RequestArgs) -> Result<ExitCode, Error> {
     let s = Settings::resolve(g)?;
     let annotations = annotations(&args.annotations)?;
     let policy = policyfile::load(&s.root, args.policy.as_deref())?;

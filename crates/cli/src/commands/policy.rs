@@ -7,7 +7,7 @@ use modgate_core::Request;
 use modgate_host::kernel::Sysfs;
 use modgate_host::policyfile;
 
-use crate::cli::{Global, PolicyCheckArgs, PolicyCommand};
+use crate::cli::{Global, PolicyCommand, RequestArgs};
 use crate::settings::{annotations, Settings};
 use crate::Error;
 
@@ -21,7 +21,7 @@ pub fn run(g: &Global, cmd: &PolicyCommand) -> Result<ExitCode, Error> {
     }
 }
 
-fn check(g: &Global, args: &PolicyCheckArgs) -> Result<ExitCode, Error> {
+fn check(g: &Global, args: &RequestArgs) -> Result<ExitCode, Error> {
     let s = Settings::resolve(g)?;
     let annotations = annotations(&args.annotations)?;
     // The same grammar a container's request goes through.
