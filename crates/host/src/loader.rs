@@ -168,7 +168,7 @@ impl Loader<'_> {
             errno: libc::EINVAL,
         })?;
         let result = if kind == Compression::None {
-            match self.syscalls.finit_module(&file, &params, 0) {
+            match self.syscalls.finit_module(module, &file, &params, 0) {
                 Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
                     let image = modfile::read_image(&file, kind, path).map_err(file_err)?;
                     self.init(module, &image, &params)
@@ -177,7 +177,7 @@ impl Loader<'_> {
             }
         } else if self.kernel_decompresses(kind) {
             self.syscalls
-                .finit_module(&file, &params, MODULE_INIT_COMPRESSED_FILE)
+                .finit_module(module, &file, &params, MODULE_INIT_COMPRESSED_FILE)
         } else {
             let image = modfile::read_image(&file, kind, path).map_err(file_err)?;
             self.init(module, &image, &params)
@@ -201,8 +201,7 @@ impl Loader<'_> {
     }
 
     fn init(&self, module: &str, image: &[u8], params: &CString) -> io::Result<()> {
-        crate::syscall::FAKE_CURRENT.with(|c| *c.borrow_mut() = module.to_string());
-        self.syscalls.init_module(image, params)
+        self.syscalls.init_module(module, image, params)
     }
 
     fn kernel_decompresses(&self, kind: Compression) -> bool {

@@ -10,9 +10,11 @@ use std::sync::Mutex;
 /// `finit_module` flag: the file is compressed and the kernel decompresses it.
 pub const MODULE_INIT_COMPRESSED_FILE: u32 = 4;
 
+/// `module` names what is being inserted, for logs and fakes; the kernel reads the name
+/// from the image itself.
 pub trait ModuleSyscalls: Sync {
-    fn finit_module(&self, file: &File, params: &CStr, flags: u32) -> io::Result<()>;
-    fn init_module(&self, image: &[u8], params: &CStr) -> io::Result<()>;
+    fn finit_module(&self, module: &str, file: &File, params: &CStr, flags: u32) -> io::Result<()>;
+    fn init_module(&self, module: &str, image: &[u8], params: &CStr) -> io::Result<()>;
     /// Always non-blocking (`O_NONBLOCK`): a module in use is left, never waited for.
     fn delete_module(&self, name: &CStr) -> io::Result<()>;
 }
@@ -29,7 +31,13 @@ pub fn alarm(secs: u64) {
 pub struct Syscalls;
 
 impl ModuleSyscalls for Syscalls {
-    fn finit_module(&self, file: &File, params: &CStr, flags: u32) -> io::Result<()> {
+    fn finit_module(
+        &self,
+        _module: &str,
+        file: &File,
+        params: &CStr,
+        flags: u32,
+    ) -> io::Result<()> {
         // SAFETY: finit_module(2) reads from a valid open fd and a NUL-terminated string
         // that both outlive the call; it writes no user memory.
         let r = unsafe {
@@ -47,7 +55,7 @@ impl ModuleSyscalls for Syscalls {
         }
     }
 
-    fn init_module(&self, image: &[u8], params: &CStr) -> io::Result<()> {
+    fn init_module(&self, _module: &str, image: &[u8], params: &CStr) -> io::Result<()> {
         // SAFETY: init_module(2) reads `len` bytes from a live slice and a NUL-terminated
         // string, both borrowed for the whole call; it writes no user memory.
         let r = unsafe {
@@ -101,7 +109,6 @@ pub enum Call {
 }
 
 /// A fake kernel for unit tests: records every call and fails the ones it is told to.
-/// It learns a module's name from the file name of the fd it is given.
 #[derive(Default)]
 pub struct RecordingSyscalls {
     pub calls: Mutex<Vec<Call>>,
@@ -124,20 +131,15 @@ impl RecordingSyscalls {
     }
 }
 
-fn name_of_fd(file: &File) -> String {
-    let link =
-        std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())).unwrap_or_default();
-    modgate_core::name::modname_from_path(&link.to_string_lossy())
-}
-
-thread_local! {
-    /// The module `init_module` is loading, for the fake (an image has no file name).
-    pub static FAKE_CURRENT: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
-}
-
 impl ModuleSyscalls for RecordingSyscalls {
-    fn finit_module(&self, file: &File, params: &CStr, flags: u32) -> io::Result<()> {
-        let name = name_of_fd(file);
+    fn finit_module(
+        &self,
+        module: &str,
+        _file: &File,
+        params: &CStr,
+        flags: u32,
+    ) -> io::Result<()> {
+        let name = module.to_string();
         if let Ok(mut c) = self.calls.lock() {
             c.push(Call::Finit {
                 name: name.clone(),
@@ -148,8 +150,8 @@ impl ModuleSyscalls for RecordingSyscalls {
         self.outcome(&name)
     }
 
-    fn init_module(&self, image: &[u8], params: &CStr) -> io::Result<()> {
-        let name = FAKE_CURRENT.with(|c| c.borrow().clone());
+    fn init_module(&self, module: &str, image: &[u8], params: &CStr) -> io::Result<()> {
+        let name = module.to_string();
         if let Ok(mut c) = self.calls.lock() {
             c.push(Call::Init {
                 name: name.clone(),

@@ -7,7 +7,6 @@ use std::collections::BTreeSet;
 use std::ffi::CStr;
 use std::fs::File;
 use std::io;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -76,16 +75,12 @@ impl Kernel {
 }
 
 impl ModuleSyscalls for Kernel {
-    fn finit_module(&self, file: &File, _: &CStr, _: u32) -> io::Result<()> {
-        let link = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))?;
-        self.insert(&modgate_core::name::modname_from_path(
-            &link.to_string_lossy(),
-        ))
+    fn finit_module(&self, module: &str, _: &File, _: &CStr, _: u32) -> io::Result<()> {
+        self.insert(module)
     }
 
-    fn init_module(&self, _: &[u8], _: &CStr) -> io::Result<()> {
-        let name = modgate_host::syscall::FAKE_CURRENT.with(|c| c.borrow().clone());
-        self.insert(&name)
+    fn init_module(&self, module: &str, _: &[u8], _: &CStr) -> io::Result<()> {
+        self.insert(module)
     }
 
     fn delete_module(&self, name: &CStr) -> io::Result<()> {
