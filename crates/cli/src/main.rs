@@ -20,7 +20,7 @@ fn main() -> ExitCode {
     match run(&cli) {
         Ok(code) => code,
         Err(e) => {
-            let line = chain(e.as_ref());
+            let line = modgate_core::error_line(e.as_ref());
             if let cli::Command::Hook(h) = &cli.command {
                 commands::hook::log_failure(h, &line);
             }
@@ -60,20 +60,4 @@ fn run(cli: &cli::Cli) -> Result<ExitCode, Error> {
         cli::Command::Gc(a) => commands::gc::run(g, a),
         cli::Command::Unload(a) => commands::unload::run(g, a),
     }
-}
-
-/// An error and its causes on one line: `outer: inner: root cause`. A cause whose text
-/// spans lines (a foreign parser's report) is folded onto the one line.
-pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let s = c.to_string();
-        if !out.ends_with(&s) {
-            out.push_str(": ");
-            out.push_str(&s);
-        }
-        cur = c.source();
-    }
-    out.split_whitespace().collect::<Vec<_>>().join(" ")
 }

@@ -2,9 +2,8 @@
 //! a test asks for are already live (this host kernel cannot load modules; the VM suite
 //! loads for real). Every refusal must exit non-zero with one `modgate:` line.
 
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 struct Env {
     dir: tempfile::TempDir,
@@ -64,27 +63,7 @@ impl Env {
 }
 
 fn run(cmd: &mut Command, stdin: &str) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin.as_bytes())
-        // A hook that refuses before reading stdin closes it: a broken pipe is fine.
-        .or_else(|e| {
-            if e.kind() == std::io::ErrorKind::BrokenPipe {
-                Ok(())
-            } else {
-                Err(e)
-            }
-        })
-        .expect("write stdin");
-    child.wait_with_output().expect("wait")
+    modgate_testkit::run_with_stdin(cmd, stdin)
 }
 
 fn stderr(o: &Output) -> String {

@@ -5,9 +5,8 @@
 //! `unload = "on-last-release"`; the removals themselves are tested in
 //! crates/host/tests/lifecycle.rs with a fake kernel and in the VM suite for real.
 
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 const SEED: [&str; 5] = [
     "crc32c_generic",
@@ -64,22 +63,13 @@ impl Env {
     }
 
     fn modgate(&self, args: &[&str], stdin: &str) -> Output {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_modgate"))
-            .arg("--root")
-            .arg(self.root())
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(stdin.as_bytes())
-            .expect("write stdin");
-        child.wait_with_output().expect("wait")
+        modgate_testkit::run_with_stdin(
+            Command::new(env!("CARGO_BIN_EXE_modgate"))
+                .arg("--root")
+                .arg(self.root())
+                .args(args),
+            stdin,
+        )
     }
 
     fn hook(&self, stage: &str, id: &str) -> Output {

@@ -28,3 +28,20 @@ pub use plan::{Action, Plan, Reason, Step};
 pub use policy::Policy;
 pub use request::Request;
 pub use resolve::{KernelView, ModState, NothingLoaded, ResolveError, Resolver};
+
+/// An error and its causes on one line, `outer: inner: root cause`, as modgate prints
+/// every error. A cause already at the end of the line is not repeated, and a cause whose
+/// text spans lines (a foreign parser's report) is folded onto the one line.
+pub fn error_line(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let s = c.to_string();
+        if !out.ends_with(&s) {
+            out.push_str(": ");
+            out.push_str(&s);
+        }
+        cur = c.source();
+    }
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
+}

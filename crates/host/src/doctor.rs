@@ -113,9 +113,13 @@ pub fn policy_facts(root: &Root) -> PolicyFacts {
         },
         Ok(Some(text)) => match Policy::parse(&path.display().to_string(), &text) {
             Ok(p) => PolicyFacts::Parsed(p),
-            Err(e) => PolicyFacts::Invalid { error: chain(&e) },
+            Err(e) => PolicyFacts::Invalid {
+                error: modgate_core::error_line(&e),
+            },
         },
-        Err(e) => PolicyFacts::Invalid { error: chain(&e) },
+        Err(e) => PolicyFacts::Invalid {
+            error: modgate_core::error_line(&e),
+        },
     }
 }
 
@@ -128,7 +132,7 @@ fn check_exec(root: &Root, path: &str) -> Vec<String> {
 fn isulad_spec(root: &Root, spec: &str, f: &mut EngineFacts) {
     let Some(text) = read(root, spec) else { return };
     match hookspec::modgate_hooks(&text, spec) {
-        Err(e) => f.problems.push(chain(&e)),
+        Err(e) => f.problems.push(modgate_core::error_line(&e)),
         Ok(found) if found.is_empty() => {}
         Ok(found) => {
             let mut stages: Vec<&str> = found.iter().map(|(s, _)| s.as_str()).collect();
@@ -212,7 +216,7 @@ fn hooksd_facts(root: &Root) -> (Vec<String>, Vec<String>) {
                     stages_seen.extend(found.stages);
                 }
                 Ok(None) => {}
-                Err(e) if n.starts_with("modgate") => problems.push(chain(&e)),
+                Err(e) if n.starts_with("modgate") => problems.push(modgate_core::error_line(&e)),
                 Err(_) => {}
             }
         }
@@ -247,7 +251,7 @@ fn docker_facts(root: &Root) -> EngineFacts {
                 f.problems.extend(check_exec(root, &r.path));
             }
             Ok(None) => {}
-            Err(e) => f.problems.push(chain(&e)),
+            Err(e) => f.problems.push(modgate_core::error_line(&e)),
         }
     }
     f
@@ -270,7 +274,7 @@ fn containerd_facts(root: &Root) -> EngineFacts {
                 f.problems.extend(check_exec(root, &bin));
             }
             Ok(None) => {}
-            Err(e) => f.problems.push(chain(&e)),
+            Err(e) => f.problems.push(modgate_core::error_line(&e)),
         }
     }
     f
@@ -285,7 +289,7 @@ fn wrapper_check(root: &Root) -> Check {
             return Check {
                 name: name.into(),
                 status: doctor::Status::Fail,
-                detail: chain(&e),
+                detail: modgate_core::error_line(&e),
                 fix: Some(format!("correct /{}", wrapper::CONFIG_PATH)),
             }
         }
@@ -343,19 +347,4 @@ pub fn run(root: &Root, release: Option<String>) -> Vec<Check> {
         checks.push(wrapper_check(root));
     }
     checks
-}
-
-/// An error and its causes on one line.
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let s = c.to_string();
-        if !out.ends_with(&s) {
-            out.push_str(": ");
-            out.push_str(&s);
-        }
-        cur = c.source();
-    }
-    out
 }

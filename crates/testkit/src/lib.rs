@@ -2,7 +2,9 @@
 //! (`tests/fixtures/roots/basic`, a fake module tree with modprobe.d and /proc files)
 //! that a test can change, and `sys/module` entries that make modules look live.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
 
 /// The fixture root in the repository (read-only: copy it before changing anything).
 pub fn basic_root() -> PathBuf {
@@ -38,4 +40,24 @@ pub fn set_live(root: &Path, names: &[&str]) {
         std::fs::write(d.join("initstate"), "live\n").expect("write initstate");
         std::fs::write(d.join("refcnt"), "0\n").expect("write refcnt");
     }
+}
+
+/// Runs a command with `stdin` fed to it and its output captured. A command that exits
+/// before reading its input (a hook refusing early) is not an error here.
+pub fn run_with_stdin(cmd: &mut Command, stdin: &str) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let written = child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes());
+    if let Err(e) = written {
+        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "write stdin: {e}");
+    }
+    child.wait_with_output().expect("wait")
 }

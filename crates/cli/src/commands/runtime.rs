@@ -32,7 +32,7 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
         .collect();
     let parsed = runc_args::parse(&lossy);
     let Err(e) = run(&args, &parsed);
-    let msg = format!("{NAME}: {}", crate::chain(e.as_ref()));
+    let msg = format!("{NAME}: {}", modgate_core::error_line(e.as_ref()));
     eprintln!("{msg}");
     log_error(&parsed, &msg);
     ExitCode::FAILURE
