@@ -1,6 +1,6 @@
 # Build and install modgate.
 #
-#   make                 build the release binary
+#   make                 build the release binary (static, see scripts/build-static)
 #   make install         build, then install under $(DESTDIR)$(PREFIX)
 #   make install-files   install an already built $(BIN) (what `install` runs)
 #   make uninstall       remove what install put there (not /etc/modgate/policy.toml)
@@ -22,7 +22,7 @@ FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
 HOOKSDIR ?= /usr/share/containers/oci/hooks.d
 ISULAD_HOOKS ?= /var/lib/isulad/hooks
 CARGO ?= cargo
-BIN ?= target/release/modgate
+BIN ?= target/static/x86_64-unknown-linux-gnu/release/modgate
 GEN ?= target/generated
 
 .PHONY: all build install install-files uninstall
@@ -30,7 +30,7 @@ GEN ?= target/generated
 all: build
 
 build:
-	$(CARGO) build --release --locked --bin modgate
+	scripts/build-static >/dev/null
 
 install: build
 	$(MAKE) install-files
