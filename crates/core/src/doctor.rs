@@ -336,7 +336,14 @@ pub struct EngineFacts {
 pub fn engine(f: &EngineFacts) -> Check {
     let name = format!("engine {}", f.name);
     if !f.problems.is_empty() {
-        return Check::new(&name, Status::Fail, f.problems.join("; ")).fix(format!(
+        // Two hook entries naming one bad binary make one problem, said once.
+        let mut problems: Vec<&str> = Vec::new();
+        for p in &f.problems {
+            if !problems.contains(&p.as_str()) {
+                problems.push(p);
+            }
+        }
+        return Check::new(&name, Status::Fail, problems.join("; ")).fix(format!(
             "install modgate at the path named (root-owned, not world-writable), or point the entries at one: {} --binary PATH",
             f.install
         ));
