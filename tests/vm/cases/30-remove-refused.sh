@@ -6,15 +6,9 @@ for rt in runc crun; do
     begin "$rt: KERNEL_MODULES=-r,ip_vs refused, ip_vs stays loaded"
     want "ip_vs loaded beforehand" loaded ip_vs
     run_ctr "$rt" "remove-$rt" "-r,ip_vs"
-    want "container refused (exit $CTR_RC)" [ "$CTR_RC" -ne 0 ]
-    want "container command did not run" not grep -q hello "$CTR_OUT"
     want_loaded ip_vs
     want_mods "$before"
-    if [ "$rt" = runc ]; then
-        want "runc shows the hook's 'modgate:' line" grep -q 'modgate:' "$CTR_ERR"
-    else
-        want "the hook log records the refusal" test -s "$CTR_LOG"
-    fi
+    want_refused "$rt"
     end
 done
 

@@ -4,15 +4,9 @@ for rt in runc crun; do
     before=$(mods)
     begin "$rt: KERNEL_MODULES=ip_vs,nosuchmod refused, ip_vs not left loaded"
     run_ctr "$rt" "aon-$rt" ip_vs,nosuchmod
-    want "container refused (exit $CTR_RC)" [ "$CTR_RC" -ne 0 ]
-    want "container command did not run" not grep -q hello "$CTR_OUT"
     want_not_loaded ip_vs nf_conntrack
     want_mods "$before"
-    if [ "$rt" = runc ]; then
-        want "runc shows the hook's 'modgate:' line naming nosuchmod" grep -q 'modgate:.*nosuchmod' "$CTR_ERR"
-    else
-        want "the hook log names nosuchmod" grep -qs nosuchmod "$CTR_LOG"
-    fi
+    want_refused "$rt" nosuchmod
     end
 done
 

@@ -8,18 +8,6 @@ rm -rf /run/modgate $LC /run/conc
 mkdir -p $LC
 modgate policy default | sed 's/^unload = "never"$/unload = "on-last-release"/' >$LC/olr.toml
 
-mix() {
-    case $(($1 % 8)) in
-        0) echo ip_vs ;;
-        1) echo ip_vs_wrr ;;
-        2) echo ip_vs_rr,ip_vs ;;
-        3) echo nf_conntrack ;;
-        4) echo veth,dummy ;;
-        5) echo ip_vs_wrr,ip_vs_rr,veth ;;
-        6) echo dummy,nf_conntrack ;;
-        7) echo ip_vs_sh,ip_vs_wrr ;;
-    esac
-}
 
 # One runc for every four containers: runc's Go runtime costs memory in a
 # small VM.
@@ -31,12 +19,12 @@ pre=$(mods)
 for i in $(seq 1 $N); do
     b=/run/conc/c$i
     mkdir -p $b
-    list=$(mix $i | tr , ' ')
+    list=$(mix_request $i | tr , ' ')
     # The container checks, after a while, that what it asked for is still loaded.
     HOOK_STAGES="prestart poststop" \
         HOOK_ARGS='"modgate","hook","@STAGE@","--policy","'$LC/olr.toml'","--log","@BUNDLE@/hook.log"' \
         CTR_ARGS="\"sh\", \"-c\", \"sleep 1; for m in $list; do grep -q '^'\$m' ' /proc/modules || echo MISSING \$m; done; echo done c$i\"" \
-        write_config $b c$i "$(mix $i)" >$b/config.json
+        write_config $b c$i "$(mix_request $i)" >$b/config.json
 done
 start=$(date +%s)
 for i in $(seq 1 $N); do
@@ -57,7 +45,7 @@ for i in $(seq 1 $N); do
     b=/run/conc/c$i
     rc=$(cat $b/rc 2>/dev/null || echo none)
     if [ "$rc" != 0 ] || ! grep -qx "done c$i" $b/out; then
-        bad="$bad c$i($(runtime $i) $(mix $i): exit $rc)"
+        bad="$bad c$i($(runtime $i) $(mix_request $i): exit $rc)"
         show $b/err "c$i stderr"
         show $b/hook.log "c$i hook.log"
     fi

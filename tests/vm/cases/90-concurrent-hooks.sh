@@ -1,25 +1,13 @@
 # 32 prestart hooks at once with overlapping requests, as when a pod of many
 # containers starts: every hook succeeds quietly and every module is live.
 N=32
-mix() {
-    case $(($1 % 8)) in
-        0) echo ip_vs ;;
-        1) echo ip_vs_wrr ;;
-        2) echo ip_vs_rr,ip_vs ;;
-        3) echo nf_conntrack ;;
-        4) echo veth,dummy ;;
-        5) echo ip_vs_wrr,ip_vs_rr,veth ;;
-        6) echo dummy,nf_conntrack ;;
-        7) echo ip_vs_sh,ip_vs_wrr ;;
-    esac
-}
 
 round() { # NAME
     for i in $(seq 1 $N); do
         b=/run/conc/c$i
         rm -rf $b
         mkdir -p $b
-        write_config $b c$i "$(mix $i)" >$b/config.json
+        write_config $b c$i "$(mix_request $i)" >$b/config.json
     done
     for i in $(seq 1 $N); do
         (
@@ -34,7 +22,7 @@ round() { # NAME
     for i in $(seq 1 $N); do
         b=/run/conc/c$i
         rc=$(cat $b/rc 2>/dev/null || echo none)
-        [ "$rc" = 0 ] || bad="$bad c$i($(mix $i): exit $rc)"
+        [ "$rc" = 0 ] || bad="$bad c$i($(mix_request $i): exit $rc)"
         if [ -s $b/err ]; then
             noisy="$noisy c$i"
             show $b/err "c$i stderr"

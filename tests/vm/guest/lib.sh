@@ -270,6 +270,35 @@ new_bundle() {
     echo "$_nb"
 }
 
+# Within begin/end, after run_ctr RUNTIME: the container was refused, its command
+# did not run, and the refusal can be read where that runtime leaves it, naming WORD
+# when given: runc passes the hook's "modgate:" line on in its stderr; crun drops a
+# hook's stderr and reports only the failed hook, so the hook's --log keeps the line.
+want_refused() { # RUNTIME [WORD]
+    want "container refused (exit $CTR_RC)" [ "$CTR_RC" -ne 0 ]
+    want "container command did not run" not grep -q hello "$CTR_OUT"
+    if [ "$1" = runc ]; then
+        want "runc shows the hook's 'modgate:' line naming '${2:-}'" grep -q "modgate:.*${2:-}" "$CTR_ERR"
+    else
+        want "crun reports the failed hook" grep -qi hook "$CTR_ERR"
+        want "the hook log names '${2:-}'" grep -qs -- "${2:-.}" "$CTR_LOG"
+    fi
+}
+
+# The request of container number N in the concurrency cases: eight overlapping mixes.
+mix_request() { # N
+    case $(($1 % 8)) in
+        0) echo ip_vs ;;
+        1) echo ip_vs_wrr ;;
+        2) echo ip_vs_rr,ip_vs ;;
+        3) echo nf_conntrack ;;
+        4) echo veth,dummy ;;
+        5) echo ip_vs_wrr,ip_vs_rr,veth ;;
+        6) echo dummy,nf_conntrack ;;
+        7) echo ip_vs_sh,ip_vs_wrr ;;
+    esac
+}
+
 # One line of stderr that starts with "modgate:" and contains WORD.
 one_modgate_line() { # FILE WORD
     [ "$(grep -c . "$1")" -eq 1 ] && grep -q "^modgate:.*$2" "$1"
