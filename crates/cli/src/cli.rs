@@ -99,6 +99,15 @@ pub enum PolicyCommand {
     Check(RequestArgs),
     /// Print the built-in default policy
     Default,
+    /// Print the effective policy, where each key came from, and what widens the default
+    Show(PolicyShowArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PolicyShowArgs {
+    /// Policy file [default: ROOT/etc/modgate/policy.toml, else the built-in default]
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]

@@ -1,4 +1,4 @@
-//! `modgate policy check NAME...` and `modgate policy default`.
+//! `modgate policy check NAME...`, `modgate policy show` and `modgate policy default`.
 
 use std::process::ExitCode;
 
@@ -7,7 +7,7 @@ use modgate_core::Request;
 use modgate_host::kernel::Sysfs;
 use modgate_host::policyfile;
 
-use crate::cli::{Global, PolicyCommand, RequestArgs};
+use crate::cli::{Global, PolicyCommand, PolicyShowArgs, RequestArgs};
 use crate::settings::{annotations, Settings};
 use crate::Error;
 
@@ -18,7 +18,32 @@ pub fn run(g: &Global, cmd: &PolicyCommand) -> Result<ExitCode, Error> {
             Ok(ExitCode::SUCCESS)
         }
         PolicyCommand::Check(a) => check(g, a),
+        PolicyCommand::Show(a) => show(g, a),
     }
+}
+
+/// The effective policy as TOML, each key with the place its value came from, then the
+/// keys that let more through than the built-in default.
+fn show(g: &Global, args: &PolicyShowArgs) -> Result<ExitCode, Error> {
+    let root = modgate_host::root::Root::new(&g.root);
+    let policy = policyfile::load(&root, args.policy.as_deref())?;
+    let table = toml::Table::try_from(&policy)?;
+    println!("# effective policy ({})", policy.source);
+    for key in modgate_core::policy::KEYS {
+        let Some(value) = table.get(*key) else {
+            continue;
+        };
+        let origin = policy
+            .origins
+            .get(key)
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        println!("{key} = {value}  # {origin}");
+    }
+    for w in policy.widening() {
+        println!("# widens the default: {}: {}", w.key, w.why);
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn check(g: &Global, args: &RequestArgs) -> Result<ExitCode, Error> {

@@ -1,17 +1,24 @@
 //! The policy gate: which container may load which module. Evaluated on the resolved
 //! plan before anything touches the kernel: `deny` against the whole closure, `allow`
 //! against the requested modules, plus aliases, limits, blacklists and install commands.
+//! A policy file overrides the built-in default key by key (`layer`); the integrity keys
+//! (`integrity`) say what a module file must be before the kernel gets it.
+
+mod integrity;
+mod layer;
 
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+pub use integrity::{Integrity, Pin, Taint, Vermagic};
+pub use layer::{Origin, Widening, KEYS};
+
 use crate::fnmatch::fnmatch;
-use crate::name::underscores;
 use crate::plan::{Action, Plan, Reason};
 
 /// The built-in default, used when there is no policy file.
-pub const DEFAULT_POLICY: &str = include_str!("../default-policy.toml");
+pub const DEFAULT_POLICY: &str = include_str!("../../default-policy.toml");
 pub const DEFAULT_SOURCE: &str = "built-in default policy";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -28,40 +35,32 @@ pub enum Unload {
     OnLastRelease,
 }
 
-#[derive(Debug, Clone, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
+/// The effective policy: the built-in default with a policy file's keys over it.
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct Policy {
     pub mode: Mode,
-    #[serde(default)]
     pub allow: Vec<String>,
-    #[serde(default)]
     pub deny: Vec<String>,
-    #[serde(default)]
     pub allow_aliases: bool,
-    #[serde(default = "default_max")]
     pub max_modules: usize,
-    #[serde(default)]
     pub require_annotations: BTreeMap<String, String>,
-    #[serde(default = "default_unload")]
     pub unload: Unload,
-    /// Where the policy came from, for messages.
+    #[serde(flatten)]
+    pub integrity: Integrity,
+    /// Where the policy came from, for messages: the file, or the built-in default.
     #[serde(skip)]
     pub source: String,
-}
-
-fn default_max() -> usize {
-    16
-}
-
-fn default_unload() -> Unload {
-    Unload::Never
+    /// Where each key's value came from.
+    #[serde(skip)]
+    pub origins: BTreeMap<&'static str, Origin>,
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("invalid policy {source_file}: line {line}: {message}")]
+#[error("invalid policy {source_file}: {}{message}", line.map(|l| format!("line {l}: ")).unwrap_or_default())]
 pub struct PolicyError {
     pub source_file: String,
-    pub line: usize,
+    /// The line the error is on, where the TOML parser could tell.
+    pub line: Option<usize>,
     pub message: String,
 }
 
@@ -84,23 +83,17 @@ pub struct Allowed {
 }
 
 impl Policy {
+    /// A policy file over the built-in default: the keys it sets replace the default's,
+    /// the others keep the default's values.
     pub fn parse(source: &str, text: &str) -> Result<Self, PolicyError> {
-        let mut p: Policy = toml::from_str(text).map_err(|e| {
-            let at = e.span().map(|s| s.start).unwrap_or(0).min(text.len());
-            PolicyError {
-                source_file: source.to_string(),
-                line: text[..at].matches('\n').count() + 1,
-                message: e.message().trim().replace('\n', " "),
-            }
-        })?;
-        p.source = source.to_string();
-        p.allow = p.allow.iter().map(|g| underscores(g)).collect();
-        p.deny = p.deny.iter().map(|g| underscores(g)).collect();
+        let mut p = Self::builtin_default();
+        layer::apply(&mut p, source, text)?;
         Ok(p)
     }
 
+    /// The built-in default, which sets every key.
     pub fn builtin_default() -> Self {
-        match Self::parse(DEFAULT_SOURCE, DEFAULT_POLICY) {
+        match layer::default_policy() {
             Ok(p) => p,
             // The default ships inside the binary and is parsed by a unit test.
             Err(e) => panic!("built-in default policy does not parse: {e}"),
@@ -346,13 +339,13 @@ mod tests {
                 .reason,
             "blacklisted in /etc/modprobe.d/b.conf"
         );
-        let mut pl = plan(&[("cramfs", Via::Name)], &[("cramfs", req("cramfs"))]);
+        let mut pl = plan(&[("ksmbd", Via::Name)], &[("ksmbd", req("ksmbd"))]);
         pl.steps[0].action = Action::Disabled {
             command: "/bin/false".into(),
             source: "/etc/modprobe.d/x.conf".into(),
         };
         assert!(p
-            .check(&["cramfs"], &pl, &BTreeMap::new())
+            .check(&["ksmbd"], &pl, &BTreeMap::new())
             .unwrap_err()
             .reason
             .contains("install command"));
@@ -367,10 +360,10 @@ mod tests {
             "{e}"
         );
         assert!(Policy::parse("p", "mode = \"yolo\"\n").is_err());
-        assert!(
-            Policy::parse("p", "allow = []\n").is_err(),
-            "mode is required"
-        );
+        // Every key is optional: the file's keys lie over the built-in default.
+        let empty = Policy::parse("p", "allow = []\n").unwrap();
+        assert_eq!(empty.mode, Mode::Allowlist);
+        assert!(empty.allow.is_empty());
         let p = Policy::parse(
             "p",
             "mode = \"allowlist\"\nunload = \"on-last-release\"\nallow = [\"ip-vs*\"]\n",

@@ -1,0 +1,128 @@
+//! `modgate policy`: a policy file lies over the built-in default key by key, and
+//! `policy show` says where each key came from and what widens the default.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn modgate(root: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_modgate"))
+        .arg("--root")
+        .arg(root)
+        .args(["--kernel-release", "6.1.0-fixture"])
+        .args(args)
+        .output()
+        .expect("run modgate")
+}
+
+fn root_with_policy(dir: &Path, policy: Option<&str>) -> std::path::PathBuf {
+    let root = modgate_testkit::fixture_root(&dir.join("root"), &[]);
+    if let Some(text) = policy {
+        std::fs::create_dir_all(root.join("etc/modgate")).expect("mkdir");
+        std::fs::write(root.join("etc/modgate/policy.toml"), text).expect("write policy");
+    }
+    root
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn a_file_that_sets_only_unload_keeps_the_default_lists() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = root_with_policy(dir.path(), Some("unload = \"on-last-release\"\n"));
+    let ok = modgate(&root, &["policy", "check", "ip_vs", "ip_vs_wrr"]);
+    assert!(ok.status.success(), "{}", stdout(&ok));
+    assert!(
+        stdout(&ok).contains("allowed: ip_vs (allow ip_vs"),
+        "{}",
+        stdout(&ok)
+    );
+    let denied = modgate(&root, &["policy", "check", "dccp"]);
+    assert_eq!(denied.status.code(), Some(1));
+    assert!(
+        stdout(&denied).contains("listed in deny (dccp*)"),
+        "{}",
+        stdout(&denied)
+    );
+}
+
+#[test]
+fn show_names_each_keys_origin_and_round_trips() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = root_with_policy(
+        dir.path(),
+        Some("unload = \"on-last-release\"\nmax_modules = 4\n"),
+    );
+    let out = modgate(&root, &["policy", "show"]);
+    assert!(out.status.success());
+    let text = stdout(&out);
+    let file = root.join("etc/modgate/policy.toml").display().to_string();
+    assert!(
+        text.contains(&format!("unload = \"on-last-release\"  # {file}")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("max_modules = 4  # {file}")),
+        "{text}"
+    );
+    assert!(
+        text.contains("mode = \"allowlist\"  # built-in default policy"),
+        "{text}"
+    );
+    assert!(!text.contains("widens the default"), "{text}");
+    // What `show` prints is itself a policy file that means the same.
+    let again = dir.path().join("shown.toml");
+    std::fs::write(&again, &text).expect("write");
+    let out2 = modgate(
+        &root,
+        &["policy", "show", "--policy", again.to_str().expect("utf-8")],
+    );
+    assert!(
+        out2.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out2.stderr)
+    );
+    let strip = |s: &str| -> Vec<String> {
+        s.lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| l.split("  # ").next().unwrap_or("").to_string())
+            .collect()
+    };
+    assert_eq!(strip(&text), strip(&stdout(&out2)));
+}
+
+#[test]
+fn show_flags_keys_that_widen_the_default() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = root_with_policy(dir.path(), Some("mode = \"permissive\"\ndeny = []\n"));
+    let text = stdout(&modgate(&root, &["policy", "show"]));
+    assert!(
+        text.contains(
+            "# widens the default: mode: permissive allows every module that is not denied"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("# widens the default: deny: no longer denies dccp*"),
+        "{text}"
+    );
+    // And the wider policy really lets more through.
+    let ok = modgate(&root, &["policy", "check", "dccp"]);
+    assert!(ok.status.success(), "{}", stdout(&ok));
+}
+
+#[test]
+fn without_a_file_the_default_applies() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = root_with_policy(dir.path(), None);
+    let text = stdout(&modgate(&root, &["policy", "show"]));
+    assert!(
+        text.starts_with("# effective policy (built-in default policy)"),
+        "{text}"
+    );
+    assert!(text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .all(|l| l.ends_with("# built-in default policy")));
+}
