@@ -126,3 +126,68 @@ fn without_a_file_the_default_applies() {
         .filter(|l| !l.starts_with('#'))
         .all(|l| l.ends_with("# built-in default policy")));
 }
+
+/// The real kernel tree of `scripts/fetch-kernel`, when the environment names one.
+fn real_tree() -> Option<(String, String)> {
+    match (
+        std::env::var("MODGATE_KERNEL_ROOT"),
+        std::env::var("MODGATE_KERNEL_RELEASE"),
+    ) {
+        (Ok(root), Ok(kv)) => Some((root, kv)),
+        _ => {
+            assert!(
+                std::env::var_os("MODGATE_REQUIRE_REAL").is_none(),
+                "MODGATE_REQUIRE_REAL is set but MODGATE_KERNEL_ROOT/RELEASE are not"
+            );
+            eprintln!(
+                "skipped: no real kernel tree (set MODGATE_KERNEL_ROOT and MODGATE_KERNEL_RELEASE)"
+            );
+            None
+        }
+    }
+}
+
+#[test]
+fn every_module_the_default_allows_by_name_loads_with_its_closure_on_a_real_kernel() {
+    let Some((root, kv)) = real_tree() else {
+        return;
+    };
+    let shown = Command::new(env!("CARGO_BIN_EXE_modgate"))
+        .args(["policy", "show", "--policy", "/dev/null"])
+        .output()
+        .expect("run modgate");
+    let text = stdout(&shown);
+    let allow_line = text
+        .lines()
+        .find(|l| l.starts_with("allow = "))
+        .expect("allow line");
+    let names: Vec<&str> = allow_line
+        .split('"')
+        .skip(1)
+        .step_by(2)
+        .filter(|n| !n.contains(['*', '?', '[']))
+        .collect();
+    let conf = tempfile::tempdir().expect("tempdir");
+    let (mut allowed, mut absent) = (0, Vec::new());
+    for name in &names {
+        let out = Command::new(env!("CARGO_BIN_EXE_modgate"))
+            .args(["--root", &root, "--kernel-release", &kv, "--config-dir"])
+            .arg(conf.path())
+            .args(["policy", "check", name])
+            .output()
+            .expect("run modgate");
+        let err = String::from_utf8_lossy(&out.stderr);
+        if err.contains("not found in") {
+            absent.push(*name);
+            continue;
+        }
+        assert!(out.status.success(), "{name}: {}{err}", stdout(&out));
+        allowed += 1;
+    }
+    println!("default policy: {allowed} listed modules allowed with their closure on {kv}; not in this kernel: {absent:?}");
+    assert!(
+        allowed > 100,
+        "only {allowed} of {} listed modules were found",
+        names.len()
+    );
+}

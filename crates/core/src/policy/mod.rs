@@ -164,6 +164,25 @@ impl Policy {
             if let Some(g) = self.deny.iter().find(|g| fnmatch(g, &s.module)) {
                 return Err(self.deny(&s.module, context, format!("listed in deny ({g})")));
             }
+            // A soft dependency is an optional extra that modprobe.d or the module itself
+            // asks for, not something the requested module needs: it must be allowed in
+            // its own right, or any allowed module could bring in anything.
+            let softdep = matches!(
+                s.reason,
+                Reason::SoftdepPre { .. } | Reason::SoftdepPost { .. }
+            );
+            if softdep
+                && self.mode == Mode::Allowlist
+                && matches!(s.action, Action::Insert { .. })
+                && !self.allow.iter().any(|g| fnmatch(g, &s.module))
+            {
+                return Err(self.deny(
+                    &s.module,
+                    context,
+                    "a soft dependency not in the allow list (allow it, or remove the softdep)"
+                        .into(),
+                ));
+            }
             if let (Action::Disabled { source, .. }, Reason::Requested { .. }) =
                 (&s.action, &s.reason)
             {
@@ -349,6 +368,30 @@ mod tests {
             .unwrap_err()
             .reason
             .contains("install command"));
+    }
+
+    #[test]
+    fn softdeps_must_be_allowed_in_their_own_right() {
+        let softdep = |of: &str| Reason::SoftdepPre { of: of.into() };
+        let p = Policy::parse("p", "allow = [\"ip_vs\", \"libcrc32c\"]\n").unwrap();
+        let pl = plan(
+            &[("ip_vs", Via::Name)],
+            &[
+                ("crc32c_generic", softdep("libcrc32c")),
+                ("libcrc32c", Reason::Dependency { of: "ip_vs".into() }),
+                ("ip_vs", req("ip_vs")),
+            ],
+        );
+        let e = p.check(&["ip_vs"], &pl, &BTreeMap::new()).unwrap_err();
+        assert_eq!(e.module, "crc32c_generic");
+        assert_eq!(e.context, " (softdep of libcrc32c)");
+        assert!(e.reason.contains("soft dependency"), "{e}");
+        // Allowed by name, it loads; a hard dependency needs no allow entry.
+        let p = Policy::parse("p", "allow = [\"ip_vs\", \"crc32c*\"]\n").unwrap();
+        assert!(p.check(&["ip_vs"], &pl, &BTreeMap::new()).is_ok());
+        // Permissive mode lets softdeps through unless denied.
+        let p = Policy::parse("p", "mode = \"permissive\"\n").unwrap();
+        assert!(p.check(&["ip_vs"], &pl, &BTreeMap::new()).is_ok());
     }
 
     #[test]
