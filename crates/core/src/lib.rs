@@ -1,24 +1,21 @@
-//! modgate's pure core: everything that decides, as plain functions over bytes and
-//! strings. No file access and no syscalls here; `modgate-host` reads the files and
-//! calls in.
+//! modgate's core: formats and rules, as plain functions over bytes and strings (kmod's
+//! indexes and `modprobe.d`, the resolver and its plans, the request grammar, the
+//! policy, the formats of the state records). No file access and no syscalls here.
 
 pub mod config;
 pub mod doctor;
 pub mod engine;
 pub mod fnmatch;
 pub mod index;
-pub mod lifecycle;
 pub mod moddb;
 pub mod name;
 pub mod oci;
 pub mod plan;
+pub mod record;
 pub mod policy;
 pub mod request;
 pub mod resolve;
 pub mod runc_args;
-pub mod state;
-pub mod status;
-pub mod unload;
 pub mod wrapper_config;
 
 pub use config::Config;

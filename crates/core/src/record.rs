@@ -32,7 +32,7 @@ pub enum DocError {
 /// Where a container's record stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Stage {
+pub enum RecordStage {
     /// Written before the first insertion, under the host lock: a record still loading
     /// when another process holds the lock belongs to a hook that died.
     Loading,
@@ -44,7 +44,7 @@ pub enum Stage {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContainerRecord {
     pub id: String,
-    pub stage: Stage,
+    pub stage: RecordStage,
     /// Hook stage (`prestart`, `createRuntime`) or event (`loaded`) → Unix milliseconds.
     #[serde(default)]
     pub times: BTreeMap<String, u64>,
@@ -67,7 +67,7 @@ pub struct ContainerRecord {
 }
 
 impl ContainerRecord {
-    pub fn new(id: &str, stage: Stage) -> Self {
+    pub fn new(id: &str, stage: RecordStage) -> Self {
         Self {
             id: id.to_string(),
             stage,
@@ -270,7 +270,7 @@ mod tests {
 
     #[test]
     fn records_round_trip_and_refuse_damage() {
-        let mut r = ContainerRecord::new("ctr1", Stage::Holding);
+        let mut r = ContainerRecord::new("ctr1", RecordStage::Holding);
         r.times.insert("prestart".into(), 1_700_000_000_000);
         r.requested = vec!["ip_vs".into()];
         r.holds = vec!["libcrc32c".into(), "ip_vs".into()];

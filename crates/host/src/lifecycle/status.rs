@@ -1,14 +1,16 @@
 //! `modgate status`: every module modgate knows of (owned, or held by a container),
-//! whether it is live and who holds it, and every container record; as JSON or as two
-//! tables for a person.
+//! whether it is live and who holds it, and every container record. The binary shows
+//! it as JSON or as tables.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::lifecycle::holders;
-use crate::resolve::{KernelView, ModState};
-use crate::state::{utc, ContainerRecord, Ledger, Stage};
+use modgate_core::record::{utc, ContainerRecord, Ledger, RecordStage};
+
+use super::holding::holders;
+use super::Session;
+use crate::kernel::{KernelView, ModState};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ModuleStatus {
@@ -26,7 +28,7 @@ pub struct ModuleStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ContainerStatus {
     pub id: String,
-    pub stage: Stage,
+    pub stage: RecordStage,
     pub holds: Vec<String>,
     pub requested: Vec<String>,
     pub inserted: Vec<String>,
@@ -35,12 +37,12 @@ pub struct ContainerStatus {
 
 /// `modgate status`: every module modgate knows of (owned or held) and every record.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Status {
+pub struct StatusReport {
     pub modules: Vec<ModuleStatus>,
     pub containers: Vec<ContainerStatus>,
 }
 
-impl Status {
+impl StatusReport {
     pub fn build(ledger: &Ledger, records: &[ContainerRecord], kernel: &dyn KernelView) -> Self {
         let held = holders(records);
         let names: BTreeSet<&str> = ledger
@@ -77,107 +79,25 @@ impl Status {
                 times: r.times.iter().map(|(k, v)| (k.clone(), utc(*v))).collect(),
             })
             .collect();
-        Status {
+        StatusReport {
             modules,
             containers,
         }
     }
-
-    /// Two tables for a person.
-    pub fn render_table(&self) -> String {
-        let mut rows = vec![[
-            "MODULE".to_string(),
-            "OWNER".into(),
-            "LIVE".into(),
-            "HOLDERS".into(),
-            "LOADED".into(),
-        ]];
-        for m in &self.modules {
-            rows.push([
-                m.name.clone(),
-                if m.owned { "modgate" } else { "pre-existing" }.into(),
-                if m.live { "yes" } else { "no" }.into(),
-                dash(&m.holders.join(",")),
-                dash(m.loaded_at.as_deref().unwrap_or("")),
-            ]);
-        }
-        let mut out = table(&rows);
-        out.push('\n');
-        let mut rows = vec![[
-            "CONTAINER".to_string(),
-            "STAGE".into(),
-            "SINCE".into(),
-            "HOLDS".into(),
-        ]];
-        for c in &self.containers {
-            let since = c.times.values().min().cloned().unwrap_or_default();
-            let stage = match c.stage {
-                Stage::Loading => "loading",
-                Stage::Holding => "holding",
-            };
-            rows.push([
-                c.id.clone(),
-                stage.into(),
-                dash(&since),
-                dash(&c.holds.join(",")),
-            ]);
-        }
-        out.push_str(&table(&rows));
-        out
-    }
 }
 
-fn dash(s: &str) -> String {
-    if s.is_empty() {
-        "-".into()
-    } else {
-        s.to_string()
+impl Session<'_> {
+    pub fn status(&self) -> StatusReport {
+        StatusReport::build(self.store.ledger(), &self.records, &self.kernel())
     }
-}
-
-fn table<const N: usize>(rows: &[[String; N]]) -> String {
-    let mut widths = [0usize; N];
-    for r in rows {
-        for (w, c) in widths.iter_mut().zip(r.iter()) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for r in rows {
-        let mut line = String::new();
-        for (k, c) in r.iter().enumerate() {
-            line.push_str(&format!("{c:<w$}  ", w = widths[k]));
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    struct K {
-        live: Vec<&'static str>,
-    }
-
-    impl KernelView for K {
-        fn state(&self, name: &str) -> ModState {
-            if self.live.contains(&name) {
-                ModState::Live
-            } else {
-                ModState::Absent
-            }
-        }
-    }
-
-    fn rec(id: &str, holds: &[&str]) -> ContainerRecord {
-        let mut r = ContainerRecord::new(id, Stage::Holding);
-        r.holds = holds.iter().map(|s| s.to_string()).collect();
-        r.times.insert("prestart".into(), 1_000);
-        r
-    }
+    use crate::kernel::fake::FakeKernel;
+    use crate::lifecycle::testing::{rec, TempRoot};
 
     #[test]
     fn status_lists_owned_and_held_modules() {
@@ -185,10 +105,10 @@ mod tests {
         l.insert("ip_vs", "c1", 1_700_000_000_000, None);
         l.insert("dummy", "c0", 1_700_000_000_000, None);
         let records = [rec("c1", &["nf_conntrack", "ip_vs"]), rec("c2", &["ip_vs"])];
-        let k = K {
-            live: vec!["ip_vs", "nf_conntrack"],
-        };
-        let s = Status::build(&l, &records, &k);
+        let t = TempRoot::new();
+        let k = FakeKernel::new(&t.root);
+        k.set_live(&["ip_vs", "nf_conntrack"]);
+        let s = StatusReport::build(&l, &records, &k);
         let json = serde_json::to_value(&s).unwrap();
         assert_eq!(
             json["modules"][1],
@@ -202,12 +122,5 @@ mod tests {
         assert_eq!(json["modules"][0]["live"], false);
         assert_eq!(json["containers"][1]["id"], "c2");
         assert_eq!(json["containers"][1]["holds"], serde_json::json!(["ip_vs"]));
-        let t = s.render_table();
-        assert!(t.contains("nf_conntrack  pre-existing  yes   c1"), "{t}");
-        assert!(t.contains("dummy         modgate       no    -"), "{t}");
-        assert!(
-            t.contains("c2         holding  1970-01-01T00:00:01Z  ip_vs"),
-            "{t}"
-        );
     }
 }
