@@ -17,7 +17,10 @@ use modgate_host::root::Root;
 use modgate_testkit::{FakeKernel, FIXTURE_RELEASE, SEED_CLOSURE as SEED, SEED_REQUEST};
 
 fn live(root: &Path) -> BTreeSet<String> {
-    FakeKernel::new(&Root::new(root)).live().into_iter().collect()
+    FakeKernel::new(&Root::new(root))
+        .live()
+        .into_iter()
+        .collect()
 }
 
 struct Env {

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use modgate_host::context::Context;
 use modgate_host::kernel::Sysfs;
-use modgate_testkit::{Call, RecordingSyscalls, FIXTURE_RELEASE, SEED_CLOSURE};
 use modgate_host::loader::{LoadError, Loader};
 use modgate_host::root::Root;
+use modgate_testkit::{Call, RecordingSyscalls, FIXTURE_RELEASE, SEED_CLOSURE};
 
 fn fixture_copy() -> tempfile::TempDir {
     let dst = tempfile::tempdir().expect("tempdir");

@@ -32,8 +32,7 @@ impl Diagnosis {
         Self {
             module_support: root.path("proc/modules").exists(),
             modules_disabled: read("proc/sys/kernel/modules_disabled").map(|s| s.trim().into()),
-            sig_enforce: read("sys/module/module/parameters/sig_enforce")
-                .map(|s| s.trim() == "Y"),
+            sig_enforce: read("sys/module/module/parameters/sig_enforce").map(|s| s.trim() == "Y"),
             lockdown: read("sys/kernel/security/lockdown")
                 .as_deref()
                 .and_then(lockdown_mode)
@@ -110,7 +109,9 @@ mod tests {
             assert_eq!(cap_sys_module(text), want, "{text:?}");
         }
         assert_eq!(
-            cmdline_blacklist("quiet module_blacklist=ip-vs,dummy root=/dev/sda module_blacklist=veth"),
+            cmdline_blacklist(
+                "quiet module_blacklist=ip-vs,dummy root=/dev/sda module_blacklist=veth"
+            ),
             ["ip_vs", "dummy", "veth"]
         );
         assert!(cmdline_blacklist("quiet").is_empty());
@@ -125,7 +126,10 @@ mod tests {
             ("proc/modules", ""),
             ("proc/sys/kernel/modules_disabled", "1\n"),
             ("sys/module/module/parameters/sig_enforce", "Y\n"),
-            ("sys/kernel/security/lockdown", "none [integrity] confidentiality\n"),
+            (
+                "sys/kernel/security/lockdown",
+                "none [integrity] confidentiality\n",
+            ),
             ("proc/self/status", "CapEff:\t0000000000000000\n"),
             ("proc/cmdline", "module_blacklist=dummy\n"),
         ] {

@@ -29,7 +29,8 @@ impl ModuleSyscalls for Syscalls {
         params: &CStr,
         flags: u32,
     ) -> io::Result<()> {
-        let flags = i32::try_from(flags).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        let flags =
+            i32::try_from(flags).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
         Ok(rustix::system::finit_module(file, params, flags)?)
     }
 

@@ -96,7 +96,11 @@ mod tests {
         assert_eq!(k.holders("nf_conntrack"), ["ip_vs"]);
         let first = k.instance("ip_vs").expect("instance");
         fake.reload("ip_vs");
-        assert_ne!(k.instance("ip_vs"), Some(first), "a new load, a new instance");
+        assert_ne!(
+            k.instance("ip_vs"),
+            Some(first),
+            "a new load, a new instance"
+        );
         assert_eq!(k.instance("veth"), None);
         assert_eq!(k.compression(), None);
         std::fs::write(t.path().join("sys/module/compression"), "zstd\n").expect("write");

@@ -168,7 +168,10 @@ mod tests {
     fn runtime_state_directories_speak_for_a_container() {
         let t = TempRoot::new();
         std::fs::create_dir_all(t.root.path("run/crun/c1")).expect("mkdir");
-        assert_eq!(runtime_state_of(&t.root, "c1").as_deref(), Some("run/crun/c1"));
+        assert_eq!(
+            runtime_state_of(&t.root, "c1").as_deref(),
+            Some("run/crun/c1")
+        );
         for id in ["", ".", "..", "a/b", "c2"] {
             assert_eq!(runtime_state_of(&t.root, id), None, "{id:?}");
         }
@@ -207,7 +210,10 @@ mod tests {
         let r = t.with_session(|s| s.gc(&k, &none, Unload::OnLastRelease, 0, true).expect("gc"));
         assert_eq!(r.unloaded.removed, ["dummy"]);
         assert!(k.deleted().is_empty(), "a dry run removes nothing");
-        let r = t.with_session(|s| s.gc(&k, &none, Unload::OnLastRelease, 0, false).expect("gc"));
+        let r = t.with_session(|s| {
+            s.gc(&k, &none, Unload::OnLastRelease, 0, false)
+                .expect("gc")
+        });
         assert_eq!(r.unloaded.removed, ["dummy"]);
         assert_eq!(k.deleted(), ["dummy"]);
         assert!(t.with_session(|s| s.ledger().modules.is_empty()));

@@ -186,7 +186,7 @@ impl Session<'_> {
 mod tests {
     use super::*;
     use crate::kernel::fake::FakeKernel;
-    use crate::lifecycle::testing::{rec, ledger, names, TempRoot};
+    use crate::lifecycle::testing::{ledger, names, rec, TempRoot};
 
     #[test]
     fn release_candidates_table() {
@@ -257,7 +257,10 @@ mod tests {
         k.set_live(&["ip_vs", "ip_vs_wrr"]);
         t.with_session(|s| {
             assert!(s.warnings[0].contains("container a: its hook died while loading"));
-            assert_eq!(s.ledger().modules.keys().collect::<Vec<_>>(), ["ip_vs", "ip_vs_wrr"]);
+            assert_eq!(
+                s.ledger().modules.keys().collect::<Vec<_>>(),
+                ["ip_vs", "ip_vs_wrr"]
+            );
             assert!(s.records.is_empty());
         });
         t.with_session(|s| {
@@ -274,7 +277,10 @@ mod tests {
                 .expect("release")
                 .expect("had a record");
             assert_eq!(out.unloaded, ["ip_vs_wrr", "ip_vs"], "never nf_conntrack");
-            assert!(s.release(&k, "b", Unload::OnLastRelease).expect("again").is_none());
+            assert!(s
+                .release(&k, "b", Unload::OnLastRelease)
+                .expect("again")
+                .is_none());
         });
         assert_eq!(k.deleted(), ["ip_vs_wrr", "ip_vs"]);
         assert_eq!(k.live(), ["nf_conntrack"]);

@@ -304,10 +304,10 @@ mod tests {
         fn new(mods: &[(&str, &[&str])]) -> Self {
             let s = FakeModuleGraph::default();
             for (m, deps) in mods {
-                s.uses.lock().expect("lock").insert(
-                    m.to_string(),
-                    deps.iter().map(|d| d.to_string()).collect(),
-                );
+                s.uses
+                    .lock()
+                    .expect("lock")
+                    .insert(m.to_string(), deps.iter().map(|d| d.to_string()).collect());
             }
             s
         }
