@@ -95,7 +95,7 @@ impl Env {
     }
 
     fn owned(&self) -> Vec<String> {
-        self.with_session(|s| s.ledger().modules.keys().cloned().collect())
+        self.with_session(|s| s.ledger().modules.keys().map(|m| m.to_string()).collect())
     }
 
     fn record_ids(&self) -> Vec<String> {
@@ -309,7 +309,10 @@ fn a_hook_that_died_mid_load_is_recovered_by_the_next() {
     let dir = e.root().join("run/modgate/containers");
     std::fs::create_dir_all(&dir).expect("mkdir");
     let mut dead = ContainerRecord::new("dead", RecordStage::Loading);
-    dead.pending = strs(&SEED);
+    dead.pending = SEED
+        .iter()
+        .map(|m| modgate_core::ModuleName::parse(m).expect("name"))
+        .collect();
     std::fs::write(dir.join("dead.json"), dead.render()).expect("write");
     std::fs::write(dir.join(".dead.json.tmp"), "{\"id\":").expect("write");
     modgate_testkit::set_live(&e.root(), &["crc32c_generic"]);

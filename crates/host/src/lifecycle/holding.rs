@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use modgate_core::plan::{Action, Plan};
 use modgate_core::policy::Unload;
 use modgate_core::record::{ContainerRecord, Ledger, RecordStage};
+use modgate_core::ModuleName;
 
 use super::gc::runtime_state_of;
 use super::store::{now_ms, StateError};
@@ -42,7 +43,22 @@ pub fn release_candidates(
         .holds
         .iter()
         .filter(|m| !held.contains_key(m.as_str()))
-        .filter_map(|m| candidate(ledger, m))
+        .filter_map(|m| candidate(ledger, m.as_str()))
+        .collect()
+}
+
+/// Names from a plan or a load report as the record keeps them. The resolver gives only
+/// module names, so nothing is dropped in practice; a name that is not one cannot be
+/// stored, and is said so.
+fn module_names<'a>(list: impl IntoIterator<Item = &'a String>) -> Vec<ModuleName> {
+    list.into_iter()
+        .filter_map(|n| match ModuleName::parse(n) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                tracing::warn!(module = %n, "not recorded: invalid module name: {e}");
+                None
+            }
+        })
         .collect()
 }
 
@@ -53,7 +69,7 @@ pub fn unheld(ledger: &Ledger, records: &[ContainerRecord]) -> Vec<Candidate> {
         .modules
         .keys()
         .filter(|m| !held.contains_key(m.as_str()))
-        .filter_map(|m| candidate(ledger, m))
+        .filter_map(|m| candidate(ledger, m.as_str()))
         .collect()
 }
 
@@ -81,17 +97,17 @@ impl Session<'_> {
             .unwrap_or_else(|| ContainerRecord::new(id, RecordStage::Loading));
         r.stage = RecordStage::Loading;
         r.times.insert(stage.to_string(), now_ms());
-        for n in requested {
-            if !r.requested.contains(n) {
-                r.requested.push(n.clone());
+        for n in module_names(requested) {
+            if !r.requested.contains(&n) {
+                r.requested.push(n);
             }
         }
-        r.pending = plan
-            .steps
-            .iter()
-            .filter(|s| matches!(s.action, Action::Insert { .. }))
-            .map(|s| s.module.clone())
-            .collect();
+        r.pending = module_names(
+            plan.steps
+                .iter()
+                .filter(|s| matches!(s.action, Action::Insert { .. }))
+                .map(|s| &s.module),
+        );
         if r.runtime_state.is_none() {
             r.runtime_state = runtime_state_of(&self.root, id);
         }
@@ -112,14 +128,14 @@ impl Session<'_> {
         r.stage = RecordStage::Holding;
         r.pending.clear();
         r.times.insert("loaded".into(), now);
-        for m in report.inserted.iter().chain(&report.present) {
-            if !r.holds.contains(m) {
-                r.holds.push(m.clone());
+        for m in module_names(report.inserted.iter().chain(&report.present)) {
+            if !r.holds.contains(&m) {
+                r.holds.push(m);
             }
         }
-        for m in &report.inserted {
-            if !r.inserted.contains(m) {
-                r.inserted.push(m.clone());
+        for m in module_names(&report.inserted) {
+            if !r.inserted.contains(&m) {
+                r.inserted.push(m);
             }
         }
         self.store.put(&r)?;
@@ -144,7 +160,11 @@ impl Session<'_> {
             return Ok(());
         }
         let kernel = self.kernel();
-        let instances: Vec<Option<u64>> = modules.iter().map(|m| kernel.instance(m)).collect();
+        let modules = module_names(modules);
+        let instances: Vec<Option<u64>> = modules
+            .iter()
+            .map(|m| kernel.instance(m.as_str()))
+            .collect();
         for (m, instance) in modules.iter().zip(instances) {
             self.store.ledger_mut().insert(m, id, now, instance);
         }
@@ -165,7 +185,7 @@ impl Session<'_> {
         self.store.remove(id)?;
         self.records.retain(|r| r.id != id);
         let mut out = Released {
-            held: rec.holds.clone(),
+            held: rec.holds.iter().map(ModuleName::to_string).collect(),
             ..Default::default()
         };
         if policy == Unload::OnLastRelease {
@@ -186,7 +206,7 @@ impl Session<'_> {
 mod tests {
     use super::*;
     use crate::kernel::fake::FakeKernel;
-    use crate::lifecycle::testing::{ledger, names, rec, TempRoot};
+    use crate::lifecycle::testing::{ledger, mns, names, rec, TempRoot};
 
     #[test]
     fn release_candidates_table() {
@@ -226,7 +246,7 @@ mod tests {
     #[test]
     fn a_loading_record_holds_its_pending_modules() {
         let mut loading = ContainerRecord::new("b", RecordStage::Loading);
-        loading.pending = vec!["ip_vs".into()];
+        loading.pending = mns(&["ip_vs"]);
         let l = ledger(&["ip_vs", "dummy"]);
         assert_eq!(names(&unheld(&l, &[loading])), ["dummy"]);
     }

@@ -18,9 +18,9 @@ pub fn recover(
 ) -> Vec<String> {
     let mut adopted = Vec::new();
     for m in &record.pending {
-        if kernel.state(m) == ModState::Live && !ledger.owns(m) {
-            ledger.insert(m, &record.id, now, kernel.instance(m));
-            adopted.push(m.clone());
+        if kernel.state(m.as_str()) == ModState::Live && !ledger.owns(m.as_str()) {
+            ledger.insert(m, &record.id, now, kernel.instance(m.as_str()));
+            adopted.push(m.to_string());
         }
     }
     adopted
@@ -40,13 +40,13 @@ pub enum Disowned {
 pub fn reconcile(ledger: &mut Ledger, kernel: &dyn Kernel) -> Vec<(String, Disowned)> {
     let mut dropped = Vec::new();
     for (name, owned) in ledger.modules.iter_mut() {
-        if kernel.state(name) != ModState::Live {
-            dropped.push((name.clone(), Disowned::NotLive));
+        if kernel.state(name.as_str()) != ModState::Live {
+            dropped.push((name.to_string(), Disowned::NotLive));
             continue;
         }
-        match (owned.instance, kernel.instance(name)) {
+        match (owned.instance, kernel.instance(name.as_str())) {
             (Some(was), Some(now)) if was != now => {
-                dropped.push((name.clone(), Disowned::Reloaded))
+                dropped.push((name.to_string(), Disowned::Reloaded))
             }
             // Not known at insertion (the entry appeared late): learn it now.
             (None, now) => owned.instance = now,
@@ -54,7 +54,7 @@ pub fn reconcile(ledger: &mut Ledger, kernel: &dyn Kernel) -> Vec<(String, Disow
         }
     }
     for (name, _) in &dropped {
-        ledger.modules.remove(name);
+        ledger.modules.remove(name.as_str());
     }
     dropped
 }
@@ -63,6 +63,7 @@ pub fn reconcile(ledger: &mut Ledger, kernel: &dyn Kernel) -> Vec<(String, Disow
 mod tests {
     use super::*;
     use crate::kernel::fake::FakeKernel;
+    use crate::lifecycle::testing::{mn, mns};
     use crate::root::Root;
     use modgate_core::record::RecordStage;
 
@@ -72,9 +73,9 @@ mod tests {
         let k = FakeKernel::new(&Root::new(t.path()));
         k.set_live(&["libcrc32c", "ip_vs"]);
         let mut dead = ContainerRecord::new("x", RecordStage::Loading);
-        dead.pending = vec!["libcrc32c".into(), "ip_vs".into(), "ip_vs_wrr".into()];
+        dead.pending = mns(&["libcrc32c", "ip_vs", "ip_vs_wrr"]);
         let mut l = Ledger::default();
-        l.insert("libcrc32c", "a", 500, None);
+        l.insert(&mn("libcrc32c"), "a", 500, None);
         assert_eq!(recover(&dead, &mut l, &k, 9), ["ip_vs"]);
         assert_eq!(l.modules["ip_vs"].by, "x");
         assert_eq!(l.modules["ip_vs"].instance, k.instance("ip_vs"));
@@ -88,10 +89,10 @@ mod tests {
         let k = FakeKernel::new(&Root::new(t.path()));
         k.set_live(&["reloaded", "same", "learnt"]);
         let mut l = Ledger::default();
-        l.insert("gone", "a", 1, Some(1));
-        l.insert("reloaded", "a", 1, k.instance("reloaded"));
-        l.insert("same", "a", 1, k.instance("same"));
-        l.insert("learnt", "a", 1, None);
+        l.insert(&mn("gone"), "a", 1, Some(1));
+        l.insert(&mn("reloaded"), "a", 1, k.instance("reloaded"));
+        l.insert(&mn("same"), "a", 1, k.instance("same"));
+        l.insert(&mn("learnt"), "a", 1, None);
         k.reload("reloaded");
         let d = reconcile(&mut l, &k);
         assert_eq!(

@@ -48,7 +48,7 @@ impl StatusReport {
         let names: BTreeSet<&str> = ledger
             .modules
             .keys()
-            .map(String::as_str)
+            .map(|m| m.as_str())
             .chain(held.keys().copied())
             .collect();
         let modules = names
@@ -73,9 +73,9 @@ impl StatusReport {
             .map(|r| ContainerStatus {
                 id: r.id.clone(),
                 stage: r.stage,
-                holds: r.holds.clone(),
-                requested: r.requested.clone(),
-                inserted: r.inserted.clone(),
+                holds: strings(&r.holds),
+                requested: strings(&r.requested),
+                inserted: strings(&r.inserted),
                 times: r.times.iter().map(|(k, v)| (k.clone(), utc(*v))).collect(),
             })
             .collect();
@@ -84,6 +84,10 @@ impl StatusReport {
             containers,
         }
     }
+}
+
+fn strings(names: &[modgate_core::ModuleName]) -> Vec<String> {
+    names.iter().map(|n| n.to_string()).collect()
 }
 
 impl Session<'_> {
@@ -95,6 +99,7 @@ impl Session<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lifecycle::testing::mn;
 
     use crate::kernel::fake::FakeKernel;
     use crate::lifecycle::testing::{rec, TempRoot};
@@ -102,8 +107,8 @@ mod tests {
     #[test]
     fn status_lists_owned_and_held_modules() {
         let mut l = Ledger::default();
-        l.insert("ip_vs", "c1", 1_700_000_000_000, None);
-        l.insert("dummy", "c0", 1_700_000_000_000, None);
+        l.insert(&mn("ip_vs"), "c1", 1_700_000_000_000, None);
+        l.insert(&mn("dummy"), "c0", 1_700_000_000_000, None);
         let records = [rec("c1", &["nf_conntrack", "ip_vs"]), rec("c2", &["ip_vs"])];
         let t = TempRoot::new();
         let k = FakeKernel::new(&t.root);

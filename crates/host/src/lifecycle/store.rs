@@ -278,6 +278,7 @@ fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), StateError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lifecycle::testing::{mn, mns};
     use modgate_core::record::RecordStage;
 
     fn setup() -> (tempfile::TempDir, Root) {
@@ -292,10 +293,10 @@ mod tests {
         let lock = HostLock::acquire(&root).expect("lock");
         let mut s = Store::open(&root, &lock).expect("open");
         let mut r = ContainerRecord::new("a/b", RecordStage::Holding);
-        r.holds = vec!["ip_vs".into()];
+        r.holds = mns(&["ip_vs"]);
         s.put(&r).expect("put");
         assert!(has_record(&root, "a/b"));
-        s.ledger_mut().insert("ip_vs", "a/b", 5, None);
+        s.ledger_mut().insert(&mn("ip_vs"), "a/b", 5, None);
         s.save_ledger().expect("save");
         drop(s);
         let mut s = Store::open(&root, &lock).expect("open");

@@ -2,6 +2,7 @@
 
 use modgate_core::plan::{Action, Plan, Reason, Step};
 use modgate_core::record::{ContainerRecord, Ledger, RecordStage};
+use modgate_core::ModuleName;
 
 use super::unload::Candidate;
 use super::Session;
@@ -52,9 +53,17 @@ impl TempRoot {
     }
 }
 
+pub fn mn(name: &str) -> ModuleName {
+    ModuleName::parse(name).expect("module name")
+}
+
+pub fn mns(names: &[&str]) -> Vec<ModuleName> {
+    names.iter().map(|n| mn(n)).collect()
+}
+
 pub fn rec(id: &str, holds: &[&str]) -> ContainerRecord {
     let mut r = ContainerRecord::new(id, RecordStage::Holding);
-    r.holds = holds.iter().map(|s| s.to_string()).collect();
+    r.holds = mns(holds);
     r.times.insert("prestart".into(), 1_000);
     r
 }
@@ -62,7 +71,7 @@ pub fn rec(id: &str, holds: &[&str]) -> ContainerRecord {
 pub fn ledger(owned: &[&str]) -> Ledger {
     let mut l = Ledger::default();
     for m in owned {
-        l.insert(m, "a", 500, None);
+        l.insert(&mn(m), "a", 500, None);
     }
     l
 }

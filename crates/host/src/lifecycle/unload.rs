@@ -267,7 +267,7 @@ impl Session<'_> {
         let ledger = self.store.ledger_mut();
         let before = ledger.modules.len();
         for m in u.removed.iter().chain(&u.gone) {
-            ledger.modules.remove(m);
+            ledger.modules.remove(m.as_str());
         }
         if ledger.modules.len() != before {
             self.store.save_ledger()?;
