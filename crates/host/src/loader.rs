@@ -275,3 +275,60 @@ pub fn explain(diag: &Diagnosis, module: &str, e: &io::Error) -> String {
         _ => e.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_are_explained_from_the_diagnosis() {
+        let ok = Diagnosis {
+            module_support: true,
+            modules_disabled: Some("0".into()),
+            sig_enforce: Some(false),
+            lockdown: Some("none".into()),
+            cap_sys_module: Some(true),
+            cmdline_blacklist: Vec::new(),
+        };
+        let with = |f: &dyn Fn(&mut Diagnosis)| {
+            let mut d = ok.clone();
+            f(&mut d);
+            d
+        };
+        let table: &[(Diagnosis, i32, &str)] = &[
+            (ok.clone(), libc::EPERM, "operation not permitted"),
+            (
+                with(&|d| d.modules_disabled = Some("1".into())),
+                libc::EPERM,
+                "kernel.modules_disabled=1",
+            ),
+            (
+                with(&|d| d.cap_sys_module = Some(false)),
+                libc::EPERM,
+                "lacks CAP_SYS_MODULE",
+            ),
+            (
+                with(&|d| d.lockdown = Some("integrity".into())),
+                libc::EPERM,
+                "locked down",
+            ),
+            (
+                with(&|d| d.cmdline_blacklist = vec!["dummy".into()]),
+                libc::EPERM,
+                "module_blacklist= on the kernel command line names dummy",
+            ),
+            (ok.clone(), libc::EKEYREJECTED, "signature rejected"),
+            (ok.clone(), libc::ENOEXEC, "invalid module format"),
+            (ok.clone(), libc::ENOENT, "unknown symbol"),
+        ];
+        for (diag, errno, want) in table {
+            let got = explain(diag, "dummy", &io::Error::from_raw_os_error(*errno));
+            assert!(got.contains(want), "{errno}: {got}");
+        }
+        // Nothing to blame: the plain reason, with no guess added.
+        assert_eq!(
+            explain(&ok, "dummy", &io::Error::from_raw_os_error(libc::EPERM)),
+            "operation not permitted"
+        );
+    }
+}
