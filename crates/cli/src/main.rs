@@ -3,6 +3,7 @@
 mod cli;
 mod commands;
 mod logging;
+mod render;
 mod settings;
 
 use std::ffi::OsString;

@@ -2,64 +2,12 @@
 //! a test asks for are already live (this host kernel cannot load modules; the VM suite
 //! loads for real). Every refusal must exit non-zero with one `modgate:` line.
 
-use std::path::PathBuf;
 use std::process::{Command, Output};
 
-struct Env {
-    dir: tempfile::TempDir,
-}
+use modgate_testkit::{TestEnv, SEED_CLOSURE as SEED, SEED_REQUEST};
 
-impl Env {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        modgate_testkit::fixture_root(&dir.path().join("root"), &[]);
-        std::fs::create_dir_all(dir.path().join("bundle")).expect("mkdir bundle");
-        Self { dir }
-    }
-
-    fn root(&self) -> PathBuf {
-        self.dir.path().join("root")
-    }
-
-    fn bundle(&self) -> PathBuf {
-        self.dir.path().join("bundle")
-    }
-
-    fn live(&self, names: &[&str]) {
-        modgate_testkit::set_live(&self.root(), names);
-    }
-
-    fn config(&self, env: &[&str], annotations: &[(&str, &str)]) {
-        let env: Vec<String> = env.iter().map(|e| format!("{e:?}")).collect();
-        let ann: Vec<String> = annotations
-            .iter()
-            .map(|(k, v)| format!("{k:?}:{v:?}"))
-            .collect();
-        let text = format!(
-            r#"{{"ociVersion":"1.0.2","process":{{"terminal":false,"env":[{}],"args":["sh"]}},"root":{{"path":"rootfs"}},"annotations":{{{}}}}}"#,
-            env.join(","),
-            ann.join(",")
-        );
-        std::fs::write(self.bundle().join("config.json"), text).expect("write config");
-    }
-
-    fn state(&self, id: &str) -> String {
-        format!(
-            r#"{{"ociVersion":"1.0.2","id":"{id}","status":"creating","pid":4242,"bundle":"{}"}}"#,
-            self.bundle().display()
-        )
-    }
-
-    fn hook(&self, args: &[&str], stdin: &str) -> Output {
-        run(
-            Command::new(env!("CARGO_BIN_EXE_modgate"))
-                .arg("--root")
-                .arg(self.root())
-                .arg("hook")
-                .args(args),
-            stdin,
-        )
-    }
+fn env() -> TestEnv {
+    TestEnv::new(env!("CARGO_BIN_EXE_modgate"), &[])
 }
 
 fn run(cmd: &mut Command, stdin: &str) -> Output {
@@ -79,18 +27,10 @@ fn assert_refused(o: &Output, want: &str) {
     assert!(e.contains(want), "{e:?} should contain {want:?}");
 }
 
-const SEED: [&str; 5] = [
-    "crc32c_generic",
-    "libcrc32c",
-    "nf_conntrack",
-    "ip_vs",
-    "ip_vs_wrr",
-];
-
 #[test]
 fn no_request_exits_zero_quietly() {
-    let e = Env::new();
-    e.config(&["PATH=/bin"], &[]);
+    let e = env();
+    e.config("c1", &["PATH=/bin"], &[]);
     let o = e.hook(&["prestart"], &e.state("c1"));
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(o.stderr.is_empty() && o.stdout.is_empty());
@@ -98,9 +38,9 @@ fn no_request_exits_zero_quietly() {
 
 #[test]
 fn seed_request_with_modules_live_succeeds() {
-    let e = Env::new();
+    let e = env();
     e.live(&SEED);
-    e.config(&["KERNEL_MODULES=ip_vs,ip_vs_wrr"], &[]);
+    e.config("c1", &[&format!("KERNEL_MODULES={SEED_REQUEST}")], &[]);
     let o = e.hook(&["prestart"], &e.state("c1"));
     assert!(o.status.success(), "{}", stderr(&o));
     let o = e.hook(&["createRuntime"], &e.state("c1"));
@@ -109,12 +49,17 @@ fn seed_request_with_modules_live_succeeds() {
 
 #[test]
 fn annotation_route_and_merge() {
-    let e = Env::new();
+    let e = env();
     e.live(&["dummy"]);
-    e.config(&["PATH=/bin"], &[("modgate.io/kernel-modules", "dummy")]);
+    e.config(
+        "c1",
+        &["PATH=/bin"],
+        &[("modgate.io/kernel-modules", "dummy")],
+    );
     assert!(e.hook(&["prestart"], &e.state("c1")).status.success());
     // The annotation adds to the environment's request: dccp there is still refused.
     e.config(
+        "c2",
         &["KERNEL_MODULES=dummy"],
         &[("modgate.io/kernel-modules", "dccp")],
     );
@@ -126,7 +71,7 @@ fn annotation_route_and_merge() {
 
 #[test]
 fn refusals_name_container_module_and_reason() {
-    let e = Env::new();
+    let e = env();
     e.live(&SEED);
     let cases: &[(&str, &str)] = &[
         ("KERNEL_MODULES=dccp", "container c9: module \"dccp\" denied by policy built-in default policy: listed in deny (dccp*)"),
@@ -139,15 +84,15 @@ fn refusals_name_container_module_and_reason() {
         ("KERNEL_MODULES=veth", "blacklisted in"),
     ];
     for (env, want) in cases {
-        e.config(&[env], &[]);
+        e.config("c9", &[env], &[]);
         assert_refused(&e.hook(&["prestart"], &e.state("c9")), want);
     }
 }
 
 #[test]
 fn ip_vs_with_an_unknown_module_refuses_the_whole_request() {
-    let e = Env::new();
-    e.config(&["KERNEL_MODULES=ip_vs,nosuchmod"], &[]);
+    let e = env();
+    e.config("c1", &["KERNEL_MODULES=ip_vs,nosuchmod"], &[]);
     // Nothing is live and the kernel here cannot load: had modgate tried ip_vs first it
     // would fail with a load error; it must fail on planning, before loading anything.
     assert_refused(
@@ -158,8 +103,8 @@ fn ip_vs_with_an_unknown_module_refuses_the_whole_request() {
 
 #[test]
 fn bad_input_fails_closed() {
-    let e = Env::new();
-    e.config(&["KERNEL_MODULES=dummy"], &[]);
+    let e = env();
+    e.config("c1", &["KERNEL_MODULES=dummy"], &[]);
     assert_refused(
         &e.hook(&["prestart"], "not json"),
         "invalid OCI state on stdin",
@@ -170,7 +115,7 @@ fn bad_input_fails_closed() {
         &e.hook(&["prestart"], r#"{"id":"c1","bundle":"/nonexistent/b"}"#),
         "container c1: cannot read /nonexistent/b/config.json",
     );
-    std::fs::write(e.bundle().join("config.json"), "{").expect("write");
+    std::fs::write(e.bundle("c1").join("config.json"), "{").expect("write");
     assert_refused(
         &e.hook(&["prestart"], &e.state("c1")),
         "config.json: invalid config.json",
@@ -187,29 +132,29 @@ fn bad_input_fails_closed() {
 
 #[test]
 fn symlinked_or_huge_config_is_refused() {
-    let e = Env::new();
-    e.config(&["KERNEL_MODULES=dummy"], &[]);
-    let real = e.dir.path().join("elsewhere.json");
-    std::fs::rename(e.bundle().join("config.json"), &real).expect("mv");
-    std::os::unix::fs::symlink(&real, e.bundle().join("config.json")).expect("symlink");
+    let e = env();
+    e.config("c1", &["KERNEL_MODULES=dummy"], &[]);
+    let real = e.dir().join("elsewhere.json");
+    std::fs::rename(e.bundle("c1").join("config.json"), &real).expect("mv");
+    std::os::unix::fs::symlink(&real, e.bundle("c1").join("config.json")).expect("symlink");
     assert_refused(&e.hook(&["prestart"], &e.state("c1")), "cannot read");
-    std::fs::remove_file(e.bundle().join("config.json")).expect("rm");
-    let f = std::fs::File::create(e.bundle().join("config.json")).expect("create");
+    std::fs::remove_file(e.bundle("c1").join("config.json")).expect("rm");
+    let f = std::fs::File::create(e.bundle("c1").join("config.json")).expect("create");
     f.set_len(17 << 20).expect("grow");
     assert_refused(&e.hook(&["prestart"], &e.state("c1")), "larger than");
 }
 
 #[test]
 fn legacy_bundle_path_and_syscontainer_hooks_name() {
-    let e = Env::new();
+    let e = env();
     e.live(&["dummy"]);
-    e.config(&["KERNEL_MODULES=dummy"], &[]);
-    let link = e.dir.path().join("syscontainer-hooks");
+    e.config("c1", &["KERNEL_MODULES=dummy"], &[]);
+    let link = e.dir().join("syscontainer-hooks");
     std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_modgate"), &link).expect("symlink");
-    let log = e.dir.path().join("hook.log");
+    let log = e.dir().join("hook.log");
     let state = format!(
         r#"{{"ociVersion":"1.0.0","id":"old1","pid":1,"bundlePath":"{}"}}"#,
-        e.bundle().display()
+        e.bundle("c1").display()
     );
     let o = run(
         Command::new(&link)
@@ -226,7 +171,7 @@ fn legacy_bundle_path_and_syscontainer_hooks_name() {
         "{text}"
     );
     assert!(text.contains("--with-relabel is accepted"), "{text}");
-    e.config(&["KERNEL_MODULES=dccp"], &[]);
+    e.config("c1", &["KERNEL_MODULES=dccp"], &[]);
     let o = run(
         Command::new(&link)
             .arg("--root")
@@ -239,7 +184,7 @@ fn legacy_bundle_path_and_syscontainer_hooks_name() {
 
 #[test]
 fn policy_file_permissive_and_require_annotations() {
-    let e = Env::new();
+    let e = env();
     e.live(&["dummy", "veth"]);
     std::fs::create_dir_all(e.root().join("etc/modgate")).expect("mkdir");
     std::fs::write(
@@ -247,12 +192,16 @@ fn policy_file_permissive_and_require_annotations() {
         "mode = \"permissive\"\ndeny = [\"dccp*\"]\n[require_annotations]\n\"system.container\" = \"true\"\n",
     )
     .expect("write");
-    e.config(&["KERNEL_MODULES=dummy"], &[]);
+    e.config("c1", &["KERNEL_MODULES=dummy"], &[]);
     assert_refused(
         &e.hook(&["prestart"], &e.state("c1")),
         "lacks the annotation system.container=true",
     );
-    e.config(&["KERNEL_MODULES=dummy"], &[("system.container", "true")]);
+    e.config(
+        "c1",
+        &["KERNEL_MODULES=dummy"],
+        &[("system.container", "true")],
+    );
     assert!(e.hook(&["prestart"], &e.state("c1")).status.success());
     std::fs::write(
         e.root().join("etc/modgate/policy.toml"),
@@ -264,7 +213,39 @@ fn policy_file_permissive_and_require_annotations() {
 
 #[test]
 fn poststart_does_nothing() {
-    let e = Env::new();
-    e.config(&["KERNEL_MODULES=dccp"], &[]);
+    let e = env();
+    e.config("c1", &["KERNEL_MODULES=dccp"], &[]);
     assert!(e.hook(&["poststart"], "").status.success());
+}
+
+#[test]
+fn a_denial_reaches_the_log_once() {
+    let e = env();
+    e.config("c1", &["KERNEL_MODULES=dccp"], &[]);
+    let log = e.log_path().display().to_string();
+    let o = e.hook(&["prestart", "--log", &log], &e.state("c1"));
+    assert_refused(&o, "module \"dccp\" denied by policy");
+    let text = e.log();
+    assert_eq!(text.matches("denied by policy").count(), 1, "{text}");
+    assert!(text.contains("decision=denied"), "{text}");
+}
+
+#[test]
+fn modprobe_configuration_warnings_go_to_the_log() {
+    let e = env();
+    e.live(&["dummy"]);
+    std::fs::write(
+        e.root().join("etc/modprobe.d/broken.conf"),
+        "frobnicate dummy\n",
+    )
+    .expect("write");
+    e.config("c1", &["KERNEL_MODULES=dummy"], &[]);
+    let log = e.log_path().display().to_string();
+    let o = e.hook(&["prestart", "--log", &log], &e.state("c1"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = e.log();
+    assert!(
+        text.contains("broken.conf line 1: ignoring bad line starting with 'frobnicate'"),
+        "{text}"
+    );
 }

@@ -5,116 +5,53 @@
 //! `unload = "on-last-release"`; the removals themselves are tested in
 //! crates/host/tests/lifecycle.rs with a fake kernel and in the VM suite for real.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Output;
 
-const SEED: [&str; 5] = [
-    "crc32c_generic",
-    "libcrc32c",
-    "nf_conntrack",
-    "ip_vs",
-    "ip_vs_wrr",
-];
+use modgate_testkit::{TestEnv, SEED_CLOSURE as SEED, SEED_REQUEST};
 
-struct Env {
-    dir: tempfile::TempDir,
+/// The fixture root with the seed's closure and dummy live, under this unload policy.
+fn env(unload: &str) -> TestEnv {
+    let live: Vec<&str> = SEED.iter().copied().chain(["dummy"]).collect();
+    let e = TestEnv::new(env!("CARGO_BIN_EXE_modgate"), &live);
+    e.policy(&format!("mode = \"permissive\"\nunload = \"{unload}\"\n"));
+    e
 }
 
-impl Env {
-    fn new(unload: &str) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let live: Vec<&str> = SEED.iter().copied().chain(["dummy"]).collect();
-        modgate_testkit::fixture_root(&dir.path().join("root"), &live);
-        let e = Self { dir };
-        std::fs::create_dir_all(e.root().join("etc/modgate")).expect("mkdir");
-        std::fs::write(
-            e.root().join("etc/modgate/policy.toml"),
-            format!("mode = \"permissive\"\nunload = \"{unload}\"\n"),
-        )
-        .expect("policy");
-        e
-    }
+/// `modgate hook STAGE` for `id`, logged, which must succeed.
+fn hook_ok(e: &TestEnv, stage: &str, id: &str) -> Output {
+    let o = e.hook_logged(stage, id);
+    assert!(o.status.success(), "{stage} {id}: {}", text(&o.stderr));
+    o
+}
 
-    fn root(&self) -> PathBuf {
-        self.dir.path().join("root")
-    }
+fn status(e: &TestEnv) -> serde_json::Value {
+    let o = e.modgate(&["status", "--json"], "");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    serde_json::from_slice(&o.stdout).expect("status is JSON")
+}
 
-    fn store(&self) -> PathBuf {
-        self.root().join("run/modgate")
-    }
-
-    fn bundle(&self, id: &str, modules: &str) -> PathBuf {
-        let b = self.dir.path().join("bundles").join(id);
-        std::fs::create_dir_all(&b).expect("mkdir");
-        std::fs::write(
-            b.join("config.json"),
-            format!(r#"{{"process":{{"env":["KERNEL_MODULES={modules}"]}}}}"#),
-        )
-        .expect("config");
-        b
-    }
-
-    fn state(&self, id: &str) -> String {
-        let b = self.dir.path().join("bundles").join(id);
-        format!(
-            r#"{{"ociVersion":"1.0.2","id":"{id}","pid":1,"bundle":"{}"}}"#,
-            b.display()
-        )
-    }
-
-    fn modgate(&self, args: &[&str], stdin: &str) -> Output {
-        modgate_testkit::run_with_stdin(
-            Command::new(env!("CARGO_BIN_EXE_modgate"))
-                .arg("--root")
-                .arg(self.root())
-                .args(args),
-            stdin,
-        )
-    }
-
-    fn hook(&self, stage: &str, id: &str) -> Output {
-        let log = self.dir.path().join("hook.log");
-        let o = self.modgate(
-            &["hook", stage, "--log", &log.display().to_string()],
-            &self.state(id),
-        );
-        assert!(o.status.success(), "{stage} {id}: {}", text(&o.stderr));
-        o
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("hook.log")).unwrap_or_default()
-    }
-
-    fn status(&self) -> serde_json::Value {
-        let o = self.modgate(&["status", "--json"], "");
-        assert!(o.status.success(), "{}", text(&o.stderr));
-        serde_json::from_slice(&o.stdout).expect("status is JSON")
-    }
-
-    /// Marks modules as modgate's, as if a hook had inserted them.
-    fn own(&self, modules: &[&str]) {
-        let entries: Vec<String> = modules
-            .iter()
-            .enumerate()
-            .map(|(i, m)| {
-                format!(
-                    r#""{m}":{{"loaded_at":1700000000000,"by":"c0","seq":{}}}"#,
-                    i + 1
-                )
-            })
-            .collect();
-        std::fs::create_dir_all(self.store()).expect("mkdir");
-        std::fs::write(
-            self.store().join("modules.json"),
+/// Marks modules as modgate's, as if a hook had inserted them.
+fn own(e: &TestEnv, modules: &[&str]) {
+    let entries: Vec<String> = modules
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
             format!(
-                r#"{{"next_seq":{},"modules":{{{}}}}}"#,
-                modules.len(),
-                entries.join(",")
-            ),
-        )
-        .expect("ledger");
-    }
+                r#""{m}":{{"loaded_at":1700000000000,"by":"c0","seq":{}}}"#,
+                i + 1
+            )
+        })
+        .collect();
+    std::fs::create_dir_all(e.store()).expect("mkdir");
+    std::fs::write(
+        e.store().join("modules.json"),
+        format!(
+            r#"{{"next_seq":{},"modules":{{{}}}}}"#,
+            modules.len(),
+            entries.join(",")
+        ),
+    )
+    .expect("ledger");
 }
 
 fn text(b: &[u8]) -> String {
@@ -123,12 +60,12 @@ fn text(b: &[u8]) -> String {
 
 #[test]
 fn prestart_records_holders_and_poststop_releases_them() {
-    let e = Env::new("on-last-release");
-    e.bundle("c1", "ip_vs,ip_vs_wrr");
-    e.bundle("c2", "dummy");
-    e.hook("prestart", "c1");
-    e.hook("createRuntime", "c2");
-    let s = e.status();
+    let e = env("on-last-release");
+    e.request("c1", SEED_REQUEST);
+    e.request("c2", "dummy");
+    hook_ok(&e, "prestart", "c1");
+    hook_ok(&e, "createRuntime", "c2");
+    let s = status(&e);
     let ip_vs = &s["modules"][2];
     assert_eq!(
         ip_vs,
@@ -157,9 +94,9 @@ fn prestart_records_holders_and_poststop_releases_them() {
     );
     assert!(table.contains("c2         holding"), "{table}");
 
-    e.hook("poststop", "c1");
-    e.hook("poststop", "c2");
-    let s = e.status();
+    hook_ok(&e, "poststop", "c1");
+    hook_ok(&e, "poststop", "c2");
+    let s = status(&e);
     assert_eq!(s["containers"], serde_json::json!([]));
     assert_eq!(
         s["modules"],
@@ -175,7 +112,7 @@ fn prestart_records_holders_and_poststop_releases_them() {
 
 #[test]
 fn poststop_without_a_record_touches_nothing() {
-    let e = Env::new("on-last-release");
+    let e = env("on-last-release");
     // No bundle at all: poststop needs only the id.
     let o = e.modgate(
         &["hook", "poststop"],
@@ -188,14 +125,14 @@ fn poststop_without_a_record_touches_nothing() {
 
 #[test]
 fn ownership_survives_the_container_that_inserted_it() {
-    let e = Env::new("never");
-    e.own(&["ip_vs", "ip_vs_wrr"]);
-    e.bundle("c1", "ip_vs_wrr");
-    e.bundle("c2", "ip_vs_wrr");
-    e.hook("prestart", "c1");
-    e.hook("prestart", "c2");
-    e.hook("poststop", "c1");
-    let s = e.status();
+    let e = env("never");
+    own(&e, &["ip_vs", "ip_vs_wrr"]);
+    e.request("c1", "ip_vs_wrr");
+    e.request("c2", "ip_vs_wrr");
+    hook_ok(&e, "prestart", "c1");
+    hook_ok(&e, "prestart", "c2");
+    hook_ok(&e, "poststop", "c1");
+    let s = status(&e);
     let ip_vs = s["modules"]
         .as_array()
         .expect("list")
@@ -205,9 +142,9 @@ fn ownership_survives_the_container_that_inserted_it() {
     assert_eq!(ip_vs["owned"], true);
     assert_eq!(ip_vs["loaded_by"], "c0");
     assert_eq!(ip_vs["holders"], serde_json::json!(["c2"]));
-    e.hook("poststop", "c2");
+    hook_ok(&e, "poststop", "c2");
     // unload = "never": still there, still modgate's, held by nobody.
-    let s = e.status();
+    let s = status(&e);
     let mods = s["modules"].as_array().expect("list");
     assert_eq!(mods.len(), 2);
     assert!(mods
@@ -217,11 +154,11 @@ fn ownership_survives_the_container_that_inserted_it() {
 
 #[test]
 fn a_corrupt_record_is_logged_and_moved_aside() {
-    let e = Env::new("never");
+    let e = env("never");
     std::fs::create_dir_all(e.store().join("containers")).expect("mkdir");
     std::fs::write(e.store().join("containers/bad.json"), "{\"id\":").expect("write");
-    e.bundle("c1", "dummy");
-    e.hook("prestart", "c1");
+    e.request("c1", "dummy");
+    hook_ok(&e, "prestart", "c1");
     let log = e.log();
     assert!(log.contains("bad.json is damaged"), "{log}");
     let aside = std::fs::read_dir(e.store().join("corrupt"))
@@ -238,17 +175,17 @@ fn a_corrupt_record_is_logged_and_moved_aside() {
         err.starts_with("modgate: warning: state store: ") && err.contains("worse.json is damaged"),
         "{err}"
     );
-    assert_eq!(e.status()["containers"][0]["id"], "c1");
+    assert_eq!(status(&e)["containers"][0]["id"], "c1");
 }
 
 #[test]
 fn gc_drops_records_of_gone_containers() {
-    let e = Env::new("on-last-release");
+    let e = env("on-last-release");
     std::fs::create_dir_all(e.root().join("run/runc/r1")).expect("mkdir");
     std::fs::create_dir_all(e.root().join("run/crun/r2")).expect("mkdir");
     for id in ["r1", "r2", "x"] {
-        e.bundle(id, "dummy");
-        e.hook("prestart", id);
+        e.request(id, "dummy");
+        hook_ok(&e, "prestart", id);
     }
     std::fs::remove_dir(e.root().join("run/runc/r1")).expect("rm");
 
@@ -266,9 +203,9 @@ fn gc_drops_records_of_gone_containers() {
 
     let o = e.modgate(&["gc", "--dry-run", "--grace", "0"], "");
     assert!(text(&o.stdout).contains("would drop the record of r1: container gone"));
-    assert_eq!(e.status()["containers"].as_array().expect("list").len(), 3);
+    assert_eq!(status(&e)["containers"].as_array().expect("list").len(), 3);
 
-    let ids = e.dir.path().join("alive");
+    let ids = e.dir().join("alive");
     std::fs::write(&ids, "r2\n\n").expect("write");
     let o = e.modgate(
         &[
@@ -285,13 +222,13 @@ fn gc_drops_records_of_gone_containers() {
         out.contains("dropped the record of r1") && out.contains("dropped the record of x"),
         "{out}"
     );
-    let s = e.status();
+    let s = status(&e);
     assert_eq!(s["containers"][0]["id"], "r2");
     assert_eq!(s["containers"].as_array().expect("list").len(), 1);
 
     let o = e.modgate(&["gc", "--grace", "0", "--alive-ids", "-"], "");
     assert!(text(&o.stdout).contains("dropped the record of r2"));
-    assert_eq!(e.status()["containers"], serde_json::json!([]));
+    assert_eq!(status(&e)["containers"], serde_json::json!([]));
 
     let o = e.modgate(&["gc", "--alive-ids", "/nonexistent/ids"], "");
     assert!(!o.status.success());
@@ -300,8 +237,8 @@ fn gc_drops_records_of_gone_containers() {
 
 #[test]
 fn gc_under_never_keeps_unheld_modules_and_says_so() {
-    let e = Env::new("never");
-    e.own(&["dummy"]);
+    let e = env("never");
+    own(&e, &["dummy"]);
     let o = e.modgate(&["gc"], "");
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert!(
@@ -315,10 +252,10 @@ fn gc_under_never_keeps_unheld_modules_and_says_so() {
 
 #[test]
 fn unload_refuses_what_modgate_must_not_remove() {
-    let e = Env::new("never");
-    e.own(&["ip_vs", "ip_vs_wrr"]);
-    e.bundle("c1", "ip_vs_wrr");
-    e.hook("prestart", "c1");
+    let e = env("never");
+    own(&e, &["ip_vs", "ip_vs_wrr"]);
+    e.request("c1", "ip_vs_wrr");
+    hook_ok(&e, "prestart", "c1");
     let o = e.modgate(&["unload", "nf_conntrack", "ip-vs", "veth"], "");
     assert!(!o.status.success());
     let err = text(&o.stderr);

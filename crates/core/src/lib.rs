@@ -1,24 +1,21 @@
-//! modgate's pure core: everything that decides, as plain functions over bytes and
-//! strings. No file access and no syscalls here; `modgate-host` reads the files and
-//! calls in.
+//! modgate's core: formats and rules, as plain functions over bytes and strings (kmod's
+//! indexes and `modprobe.d`, the resolver and its plans, the request grammar, the
+//! policy, the formats of the state records). No file access and no syscalls here.
 
 pub mod config;
 pub mod doctor;
 pub mod engine;
 pub mod fnmatch;
 pub mod index;
-pub mod lifecycle;
 pub mod moddb;
 pub mod name;
 pub mod oci;
 pub mod plan;
 pub mod policy;
+pub mod record;
 pub mod request;
 pub mod resolve;
 pub mod runc_args;
-pub mod state;
-pub mod status;
-pub mod unload;
 pub mod wrapper_config;
 
 pub use config::Config;
@@ -30,18 +27,83 @@ pub use request::Request;
 pub use resolve::{KernelView, ModState, NothingLoaded, ResolveError, Resolver};
 
 /// An error and its causes on one line, `outer: inner: root cause`, as modgate prints
-/// every error. A cause already at the end of the line is not repeated, and a cause whose
-/// text spans lines (a foreign parser's report) is folded onto the one line.
+/// every error. Each error names only itself and leaves its cause to `source()`, so
+/// nothing repeats; the line is always one line: runs of whitespace (a foreign parser's
+/// multi-line report) fold to one space and other control characters are escaped.
 pub fn error_line(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {
-        let s = c.to_string();
-        if !out.ends_with(&s) {
-            out.push_str(": ");
-            out.push_str(&s);
-        }
+        out.push_str(": ");
+        out.push_str(&c.to_string());
         cur = c.source();
     }
-    out.split_whitespace().collect::<Vec<_>>().join(" ")
+    one_line(&out)
+}
+
+fn one_line(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut gap = false;
+    for ch in s.chars() {
+        if ch.is_whitespace() {
+            gap = true;
+            continue;
+        }
+        if gap && !out.is_empty() {
+            out.push(' ');
+        }
+        gap = false;
+        if ch.is_control() {
+            out.extend(ch.escape_default());
+        } else {
+            out.push(ch);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_line;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("{msg}")]
+    struct E {
+        msg: &'static str,
+        #[source]
+        source: Option<Box<E>>,
+    }
+
+    fn chain(msgs: &[&'static str]) -> E {
+        let mut e: Option<Box<E>> = None;
+        for m in msgs.iter().rev() {
+            e = Some(Box::new(E { msg: m, source: e }));
+        }
+        *e.expect("at least one")
+    }
+
+    #[test]
+    fn causes_join_on_one_line() {
+        let table: &[(&[&str], &str)] = &[
+            (&["only"], "only"),
+            (
+                &["container c1", "cannot lock /run/x", "permission denied"],
+                "container c1: cannot lock /run/x: permission denied",
+            ),
+            (
+                &["config.json", "line 1\n  column 2\r\n"],
+                "config.json: line 1 column 2",
+            ),
+            (
+                &["bad \x1b[31mred\u{7}", "tab\there"],
+                "bad \\u{1b}[31mred\\u{7}: tab here",
+            ),
+            (&["a\u{2028}b"], "a b"),
+        ];
+        for (msgs, want) in table {
+            let line = error_line(&chain(msgs));
+            assert_eq!(line, *want, "{msgs:?}");
+            assert_eq!(line.lines().count(), 1);
+        }
+    }
 }

@@ -57,7 +57,7 @@ impl IndexKind {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{file}: {source}")]
+#[error("{file}")]
 pub struct DbError {
     pub file: &'static str,
     #[source]

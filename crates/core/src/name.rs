@@ -61,6 +61,42 @@ impl fmt::Display for ModuleName {
     }
 }
 
+/// A name stored by modgate itself (the state records) must already be in normal form:
+/// anything else was not written by modgate, and is refused.
+impl<'de> serde::Deserialize<'de> for ModuleName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        let name = ModuleName::parse(&raw)
+            .map_err(|e| serde::de::Error::custom(format!("module name {raw:?}: {e}")))?;
+        if name.as_str() != raw {
+            return Err(serde::de::Error::custom(format!(
+                "module name {raw:?} is not in normal form"
+            )));
+        }
+        Ok(name)
+    }
+}
+
+/// Ordering, equality and hashing are the string's, so a map keyed by names can be
+/// searched with a `&str`.
+impl std::borrow::Borrow<str> for ModuleName {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq<str> for ModuleName {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for ModuleName {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
 impl AsRef<str> for ModuleName {
     fn as_ref(&self) -> &str {
         &self.0

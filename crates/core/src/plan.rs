@@ -1,5 +1,5 @@
-//! A load plan: every step a request means, in order, and how to show it (a table for a
-//! person, modprobe's `--show-depends` lines, JSON).
+//! A load plan: every step a request means, in order, with modprobe's `--show-depends`
+//! lines for the same request (the binary shows it as a table or JSON).
 
 use serde::Serialize;
 
@@ -105,63 +105,6 @@ impl Plan {
         let mut out = String::new();
         for l in &self.modprobe_lines {
             out.push_str(l);
-            out.push('\n');
-        }
-        out
-    }
-
-    pub fn render_table(&self) -> String {
-        let mut rows = vec![[
-            "STEP".to_string(),
-            "MODULE".into(),
-            "ACTION".into(),
-            "FILE".into(),
-            "WHY".into(),
-        ]];
-        for (i, s) in self.steps.iter().enumerate() {
-            let (action, file) = match &s.action {
-                Action::Insert { path, options } if options.is_empty() => {
-                    ("insert".to_string(), path.clone())
-                }
-                Action::Insert { path, options } => (format!("insert ({options})"), path.clone()),
-                Action::Builtin => ("builtin".into(), "-".into()),
-                Action::Loaded => ("already loaded".into(), "-".into()),
-                Action::Coming => ("being loaded".into(), "-".into()),
-                Action::Disabled { source, .. } => (
-                    format!("disabled by install command in {source}"),
-                    "-".into(),
-                ),
-                Action::Missing => ("no module file".into(), "-".into()),
-            };
-            let mut why = match &s.reason {
-                Reason::Requested { name } if *name == s.module => "requested".to_string(),
-                Reason::Requested { name } => format!("requested as {name}"),
-                Reason::Dependency { of } => format!("dependency of {of}"),
-                Reason::SoftdepPre { of } => format!("softdep (pre) of {of}"),
-                Reason::SoftdepPost { of } => format!("softdep (post) of {of}"),
-            };
-            if !s.required {
-                why.push_str(", optional");
-            }
-            rows.push([(i + 1).to_string(), s.module.clone(), action, file, why]);
-        }
-        let mut widths = [0usize; 5];
-        for r in &rows {
-            for (w, c) in widths.iter_mut().zip(r.iter()) {
-                *w = (*w).max(c.chars().count());
-            }
-        }
-        let mut out = String::new();
-        for r in &rows {
-            let mut line = String::new();
-            for (k, c) in r.iter().enumerate() {
-                if k + 1 == r.len() {
-                    line.push_str(c);
-                } else {
-                    line.push_str(&format!("{c:<w$}  ", w = widths[k]));
-                }
-            }
-            out.push_str(line.trim_end());
             out.push('\n');
         }
         out

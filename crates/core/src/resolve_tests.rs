@@ -367,12 +367,7 @@ fn corrupt_binary_index_names_file_and_offset() {
     ] {
         if let Err(e) = r.plan(&[name], &NothingLoaded) {
             saw_error = true;
-            let chain = format!(
-                "{e}: {}",
-                std::error::Error::source(&e)
-                    .map(|s| s.to_string())
-                    .unwrap_or_default()
-            );
+            let chain = crate::error_line(&e);
             assert!(matches!(e, ResolveError::Index { .. }), "{chain}");
             assert!(
                 chain.contains("modules.dep.bin") && chain.contains("offset"),

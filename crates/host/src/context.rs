@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use modgate_core::{Config, KernelView, Plan, ResolveError, Resolver};
 
-use crate::modconfig;
 use crate::moddir::{ModDirError, ModuleDir};
+use crate::modprobe_d;
 use crate::root::Root;
 
 #[derive(Debug, thiserror::Error)]
@@ -27,7 +27,7 @@ pub struct Context {
 impl Context {
     pub fn open(root: Root, release: String, config_dirs: &[PathBuf]) -> Result<Self, ModDirError> {
         let dir = ModuleDir::open(&root, &release)?;
-        let config = modconfig::load(&root, config_dirs, &dir.dir);
+        let config = modprobe_d::load(&root, config_dirs, &dir.dir);
         Ok(Self {
             root,
             release,

@@ -1,5 +1,7 @@
-//! modgate's edges: host files under one [`root::Root`], module syscalls, the OCI hook
-//! and the state store. Everything that decides lives in `modgate-core`.
+//! modgate on a host, one module per concept, each deciding and acting: the running
+//! [`kernel`], the [`loader`], the [`lifecycle`] of what containers hold, the
+//! [`pipeline`] from a request to loaded modules, the OCI [`hook`], the engines'
+//! installation and the doctor. Every host path is reached through one [`root::Root`].
 
 pub mod configfile;
 pub mod context;
@@ -10,11 +12,10 @@ pub mod kernel;
 pub mod lifecycle;
 pub mod loader;
 pub mod lock;
-pub mod modconfig;
 pub mod moddir;
 pub mod modfile;
+pub mod modprobe_d;
+pub mod pipeline;
 pub mod policyfile;
 pub mod root;
-pub mod state;
-pub mod syscall;
 pub mod wrapper;

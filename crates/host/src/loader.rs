@@ -9,11 +9,9 @@ use std::time::{Duration, Instant};
 
 use modgate_core::{Action, ModState, Plan};
 
-use crate::kernel::Sysfs;
+use crate::kernel::{Diagnosis, Kernel, ModuleSyscalls, MODULE_INIT_COMPRESSED_FILE};
 use crate::modfile::{self, Compression, ModFileError};
 use crate::root::Root;
-use crate::syscall::{ModuleSyscalls, MODULE_INIT_COMPRESSED_FILE};
-use modgate_core::KernelView;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -37,7 +35,8 @@ pub enum LoadError {
     },
     #[error("module {module:?} was still being loaded by another process after {waited:?}")]
     ComingTimeout { module: String, waited: Duration },
-    #[error("{cause}; rolled back {rolled_back:?}{}", if .left.is_empty() { String::new() } else { format!(", could not remove {:?}", .left) })]
+    /// The cause is the source: the message says only what the rollback did.
+    #[error("load failed, rolled back {rolled_back:?}{}", if .left.is_empty() { String::new() } else { format!(", could not remove {:?}", .left) })]
     RolledBack {
         #[source]
         cause: Box<LoadError>,
@@ -59,6 +58,7 @@ pub struct LoadReport {
 
 pub struct Loader<'a> {
     pub root: &'a Root,
+    pub kernel: &'a dyn Kernel,
     pub syscalls: &'a dyn ModuleSyscalls,
     /// The real module directory and the prefix the plan's paths carry.
     pub moddir: &'a Path,
@@ -110,10 +110,9 @@ impl Loader<'_> {
     }
 
     fn wait_coming(&self, module: &str, report: &mut LoadReport) -> Result<(), LoadError> {
-        let sysfs = Sysfs { root: self.root };
         let start = Instant::now();
         loop {
-            match sysfs.state(module) {
+            match self.kernel.state(module) {
                 ModState::Coming => {}
                 ModState::Live | ModState::Builtin => {
                     report.present.push(module.to_string());
@@ -194,7 +193,7 @@ impl Loader<'_> {
             }
             Err(e) => Err(LoadError::Insert {
                 module: module.to_string(),
-                reason: explain(self.root, module, &e),
+                reason: explain(&Diagnosis::read(self.root), module, &e),
                 errno: e.raw_os_error().unwrap_or(0),
             }),
         }
@@ -205,9 +204,7 @@ impl Loader<'_> {
     }
 
     fn kernel_decompresses(&self, kind: Compression) -> bool {
-        std::fs::read_to_string(self.root.path("sys/module/compression"))
-            .map(|s| s.trim() == kind.kernel_name())
-            .unwrap_or(false)
+        self.kernel.compression().as_deref() == Some(kind.kernel_name())
     }
 
     /// Removes, newest first, what this request inserted; returns the error to report.
@@ -250,26 +247,19 @@ fn read_head(mut f: &std::fs::File, buf: &mut [u8]) -> io::Result<usize> {
 }
 
 /// What an insertion error means for the operator.
-pub fn explain(root: &Root, module: &str, e: &io::Error) -> String {
-    let read = |p: &str| std::fs::read_to_string(root.path(p)).unwrap_or_default();
+pub fn explain(diag: &Diagnosis, module: &str, e: &io::Error) -> String {
     match e.raw_os_error() {
         Some(libc::EPERM) => {
-            if read("proc/sys/kernel/modules_disabled").trim() == "1" {
+            if diag.loading_disabled() {
                 return "operation not permitted: module loading is disabled (kernel.modules_disabled=1; only a reboot re-enables it)".into();
             }
-            if !has_cap_sys_module(&read("proc/self/status")) {
+            if diag.cap_sys_module == Some(false) {
                 return "operation not permitted: this process lacks CAP_SYS_MODULE (run the hook as root in the host's user namespace)".into();
             }
-            let lockdown = read("sys/kernel/security/lockdown");
-            if lockdown.contains("[integrity]") || lockdown.contains("[confidentiality]") {
+            if matches!(diag.locked_down(), Some("integrity" | "confidentiality")) {
                 return "operation not permitted: the kernel is locked down and refuses unsigned modules".into();
             }
-            let cmdline = read("proc/cmdline");
-            let blocked = cmdline
-                .split_whitespace()
-                .filter_map(|w| w.strip_prefix("module_blacklist="))
-                .any(|l| l.split(',').any(|m| m.replace('-', "_") == module));
-            if blocked {
+            if diag.cmdline_blacklist.iter().any(|m| m == module) {
                 return format!("operation not permitted: module_blacklist= on the kernel command line names {module}");
             }
             "operation not permitted".into()
@@ -286,12 +276,59 @@ pub fn explain(root: &Root, module: &str, e: &io::Error) -> String {
     }
 }
 
-fn has_cap_sys_module(status: &str) -> bool {
-    const CAP_SYS_MODULE: u32 = 16;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))
-        .and_then(|h| u64::from_str_radix(h.trim(), 16).ok())
-        .map(|caps| caps & (1 << CAP_SYS_MODULE) != 0)
-        .unwrap_or(true)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_are_explained_from_the_diagnosis() {
+        let ok = Diagnosis {
+            module_support: true,
+            modules_disabled: Some("0".into()),
+            sig_enforce: Some(false),
+            lockdown: Some("none".into()),
+            cap_sys_module: Some(true),
+            cmdline_blacklist: Vec::new(),
+        };
+        let with = |f: &dyn Fn(&mut Diagnosis)| {
+            let mut d = ok.clone();
+            f(&mut d);
+            d
+        };
+        let table: &[(Diagnosis, i32, &str)] = &[
+            (ok.clone(), libc::EPERM, "operation not permitted"),
+            (
+                with(&|d| d.modules_disabled = Some("1".into())),
+                libc::EPERM,
+                "kernel.modules_disabled=1",
+            ),
+            (
+                with(&|d| d.cap_sys_module = Some(false)),
+                libc::EPERM,
+                "lacks CAP_SYS_MODULE",
+            ),
+            (
+                with(&|d| d.lockdown = Some("integrity".into())),
+                libc::EPERM,
+                "locked down",
+            ),
+            (
+                with(&|d| d.cmdline_blacklist = vec!["dummy".into()]),
+                libc::EPERM,
+                "module_blacklist= on the kernel command line names dummy",
+            ),
+            (ok.clone(), libc::EKEYREJECTED, "signature rejected"),
+            (ok.clone(), libc::ENOEXEC, "invalid module format"),
+            (ok.clone(), libc::ENOENT, "unknown symbol"),
+        ];
+        for (diag, errno, want) in table {
+            let got = explain(diag, "dummy", &io::Error::from_raw_os_error(*errno));
+            assert!(got.contains(want), "{errno}: {got}");
+        }
+        // Nothing to blame: the plain reason, with no guess added.
+        assert_eq!(
+            explain(&ok, "dummy", &io::Error::from_raw_os_error(libc::EPERM)),
+            "operation not permitted"
+        );
+    }
 }

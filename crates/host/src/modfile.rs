@@ -2,10 +2,8 @@
 //! module directory, never through a symlink at the last step, and decompressed in
 //! process when the kernel cannot do it itself.
 
-use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::fd::{AsRawFd, FromRawFd};
 use std::path::Path;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,19 +58,11 @@ pub enum ModFileError {
     },
 }
 
-/// `struct open_how` of openat2(2), version 0 (24 bytes).
-#[repr(C)]
-struct OpenHow {
-    flags: u64,
-    mode: u64,
-    resolve: u64,
-}
-
 /// Opens `rel` (a path relative to the module directory `dir`) read-only, refusing to
 /// leave `dir` and to follow a symlink as the last component.
 pub fn open_beneath(dir: &Path, rel: &str) -> Result<File, ModFileError> {
     let shown = || dir.join(rel).display().to_string();
-    if rel.starts_with('/') || rel.split('/').any(|c| c == "..") {
+    if rel.starts_with('/') || rel.contains('\0') || rel.split('/').any(|c| c == "..") {
         return Err(ModFileError::Outside {
             path: shown(),
             dir: dir.display().to_string(),
@@ -82,41 +72,25 @@ pub fn open_beneath(dir: &Path, rel: &str) -> Result<File, ModFileError> {
         path: dir.display().to_string(),
         source,
     })?;
-    let c = CString::new(rel).map_err(|_| ModFileError::Outside {
-        path: shown(),
-        dir: dir.display().to_string(),
-    })?;
-    let how = OpenHow {
-        flags: (libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC) as u64,
-        mode: 0,
-        resolve: libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS,
-    };
-    // SAFETY: openat2(2) with a valid directory fd, a NUL-terminated path and a fully
-    // initialised open_how whose size we pass; on success it returns a new fd we own.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            dirf.as_raw_fd(),
-            c.as_ptr(),
-            &how as *const OpenHow,
-            std::mem::size_of::<OpenHow>(),
-        )
-    };
-    if fd >= 0 {
-        // SAFETY: the kernel just returned this fd to us and nothing else owns it.
-        return Ok(unsafe { File::from_raw_fd(fd as i32) });
-    }
-    let err = io::Error::last_os_error();
-    match err.raw_os_error() {
-        Some(libc::EXDEV) => Err(ModFileError::Outside {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    let opened = rustix::fs::openat2(
+        &dirf,
+        rel,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
+    );
+    match opened {
+        Ok(fd) => Ok(File::from(fd)),
+        Err(rustix::io::Errno::XDEV) => Err(ModFileError::Outside {
             path: shown(),
             dir: dir.display().to_string(),
         }),
         // Kernels before 5.6 have no openat2: check the resolved path, then open.
-        Some(libc::ENOSYS) => open_checked(dir, rel),
-        _ => Err(ModFileError::Open {
+        Err(rustix::io::Errno::NOSYS) => open_checked(dir, rel),
+        Err(e) => Err(ModFileError::Open {
             path: shown(),
-            source: err,
+            source: e.into(),
         }),
     }
 }

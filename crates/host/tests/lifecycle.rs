@@ -1,111 +1,26 @@
-//! Holding, release and unloading through the hook's own functions, against a copy of
-//! the fixture root. The fake kernel here keeps `sys/module` up to date (a module it
-//! inserts appears live, one it removes disappears), so several hooks in a row, or at
+//! Holding, release and unloading through the pipeline the hook calls, against a copy
+//! of the fixture root with a FakeKernel, which keeps `sys/module` up to date (a module
+//! it inserts appears live, one it removes disappears), so several hooks in a row, or at
 //! once, see what the real kernel would show them.
 
-use std::collections::BTreeSet;
-use std::ffi::CStr;
-use std::fs::File;
-use std::io;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::time::Duration;
 
-use modgate_core::oci::{ConfigView, State};
-use modgate_core::state::{ContainerRecord, Stage};
-use modgate_host::hook::{self, HookSettings, Outcome};
-use modgate_host::lifecycle::{Alive, Session};
+use modgate_core::oci::ConfigView;
+use modgate_core::record::{ContainerRecord, RecordStage};
+use modgate_host::lifecycle::{has_record, Alive, Session};
+use modgate_host::loader::LoadError;
 use modgate_host::lock::HostLock;
+use modgate_host::pipeline::{self, AdmitError, Holder, Host, Outcome};
 use modgate_host::root::Root;
-use modgate_host::state::has_record;
-use modgate_host::syscall::ModuleSyscalls;
-
-const SEED: [&str; 5] = [
-    "crc32c_generic",
-    "libcrc32c",
-    "nf_conntrack",
-    "ip_vs",
-    "ip_vs_wrr",
-];
-
-/// A kernel that shows its module list in `ROOT/sys/module`.
-struct Kernel {
-    root: PathBuf,
-    calls: Mutex<Vec<String>>,
-    fail_insert: Vec<String>,
-    fail_delete: Vec<(String, i32)>,
-}
-
-impl Kernel {
-    fn new(root: &Path) -> Self {
-        Self {
-            root: root.to_path_buf(),
-            calls: Mutex::default(),
-            fail_insert: Vec::new(),
-            fail_delete: Vec::new(),
-        }
-    }
-
-    fn calls(&self) -> Vec<String> {
-        self.calls.lock().expect("calls").clone()
-    }
-
-    fn deleted(&self) -> Vec<String> {
-        self.calls()
-            .into_iter()
-            .filter_map(|c| c.strip_prefix("delete ").map(String::from))
-            .collect()
-    }
-
-    fn insert(&self, name: &str) -> io::Result<()> {
-        self.calls
-            .lock()
-            .expect("calls")
-            .push(format!("insert {name}"));
-        if self.fail_insert.iter().any(|n| n == name) {
-            return Err(io::Error::from_raw_os_error(libc::ENOEXEC));
-        }
-        let d = self.root.join("sys/module").join(name);
-        if d.exists() {
-            return Err(io::Error::from_raw_os_error(libc::EEXIST));
-        }
-        modgate_testkit::set_live(&self.root, &[name]);
-        Ok(())
-    }
-}
-
-impl ModuleSyscalls for Kernel {
-    fn finit_module(&self, module: &str, _: &File, _: &CStr, _: u32) -> io::Result<()> {
-        self.insert(module)
-    }
-
-    fn init_module(&self, module: &str, _: &[u8], _: &CStr) -> io::Result<()> {
-        self.insert(module)
-    }
-
-    fn delete_module(&self, name: &CStr) -> io::Result<()> {
-        let name = name.to_string_lossy().into_owned();
-        self.calls
-            .lock()
-            .expect("calls")
-            .push(format!("delete {name}"));
-        if let Some((_, e)) = self.fail_delete.iter().find(|(n, _)| *n == name) {
-            return Err(io::Error::from_raw_os_error(*e));
-        }
-        std::fs::remove_dir_all(self.root.join("sys/module").join(&name))
-            .map_err(|_| io::Error::from_raw_os_error(libc::ENOENT))
-    }
-}
+use modgate_testkit::{FakeKernel, FIXTURE_RELEASE, SEED_CLOSURE as SEED, SEED_REQUEST};
 
 fn live(root: &Path) -> BTreeSet<String> {
-    std::fs::read_dir(root.join("sys/module"))
-        .map(|d| {
-            d.flatten()
-                .filter(|e| e.path().join("initstate").exists())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
+    FakeKernel::new(&Root::new(root))
+        .live()
+        .into_iter()
+        .collect()
 }
 
 struct Env {
@@ -129,41 +44,46 @@ impl Env {
         self.dir.path().join("root")
     }
 
-    fn settings(&self) -> HookSettings {
-        HookSettings {
+    fn kernel(&self) -> FakeKernel {
+        FakeKernel::new(&Root::new(self.root()))
+    }
+
+    fn host(&self) -> Host {
+        Host {
             root: Root::new(self.root()),
-            release: Some("6.1.0-fixture".into()),
+            release: Some(FIXTURE_RELEASE.into()),
             config_dirs: Vec::new(),
             policy: None,
             coming_wait: Duration::from_millis(100),
         }
     }
 
-    fn state(&self, id: &str) -> State {
-        let b = self.dir.path().join("bundles").join(id);
-        State::parse(format!(r#"{{"id":"{id}","bundle":"{}"}}"#, b.display()).as_bytes())
-            .expect("state")
-    }
-
-    fn prestart(&self, k: &Kernel, id: &str, modules: &str) -> Result<Outcome, String> {
+    fn prestart(&self, k: &FakeKernel, id: &str, modules: &str) -> Result<Outcome, AdmitError> {
         let config = ConfigView::parse(
             format!(r#"{{"process":{{"env":["KERNEL_MODULES={modules}"]}}}}"#).as_bytes(),
         )
         .expect("config");
-        let state = self.state(id);
-        let request = hook::request_of(&state, &config).expect("request");
-        let mut outcome = Outcome {
-            stage: "prestart".into(),
-            ..Default::default()
+        let request = config.request().expect("request");
+        let names: Vec<&str> = request.names().iter().map(|n| n.as_str()).collect();
+        let mut outcome = Outcome::default();
+        let holder = Holder {
+            id,
+            stage: "prestart",
         };
-        hook::load_request(&self.settings(), k, &state, &config, &request, &mut outcome)
-            .map_err(|e| format!("{e:?}"))?;
+        pipeline::admit_and_load(
+            &self.host(),
+            k,
+            &names,
+            &BTreeMap::new(),
+            Some(holder),
+            &mut outcome,
+        )?;
         Ok(outcome)
     }
 
-    fn poststop(&self, k: &Kernel, id: &str) -> Outcome {
+    fn poststop(&self, k: &FakeKernel, id: &str) -> Outcome {
         let mut outcome = Outcome::default();
-        hook::release(&self.settings(), k, &self.state(id), &mut outcome).expect("release");
+        pipeline::release(&self.host(), k, id, &mut outcome).expect("release");
         outcome
     }
 
@@ -175,7 +95,7 @@ impl Env {
     }
 
     fn owned(&self) -> Vec<String> {
-        self.with_session(|s| s.ledger().modules.keys().cloned().collect())
+        self.with_session(|s| s.ledger().modules.keys().map(|m| m.to_string()).collect())
     }
 
     fn record_ids(&self) -> Vec<String> {
@@ -190,8 +110,8 @@ fn strs(v: &[&str]) -> Vec<String> {
 #[test]
 fn the_last_release_removes_what_modgate_inserted_newest_first() {
     let e = Env::new("on-last-release");
-    let k = Kernel::new(&e.root());
-    let a = e.prestart(&k, "a", "ip_vs,ip_vs_wrr").expect("a");
+    let k = e.kernel();
+    let a = e.prestart(&k, "a", SEED_REQUEST).expect("a");
     assert_eq!(a.report.expect("report").inserted, SEED);
     e.prestart(&k, "b", "ip_vs_wrr").expect("b");
     assert_eq!(e.record_ids(), ["a", "b"]);
@@ -225,7 +145,7 @@ fn pre_existing_modules_are_never_removed() {
     for m in ["crc32c_generic", "libcrc32c", "nf_conntrack"] {
         modgate_testkit::set_live(&e.root(), &[m]);
     }
-    let k = Kernel::new(&e.root());
+    let k = e.kernel();
     let a = e.prestart(&k, "a", "ip_vs_wrr").expect("a");
     assert_eq!(a.report.expect("report").inserted, ["ip_vs", "ip_vs_wrr"]);
     e.with_session(|s| {
@@ -260,7 +180,7 @@ fn pre_existing_modules_are_never_removed() {
 #[test]
 fn never_keeps_modules_and_status_shows_no_holders() {
     let e = Env::new("never");
-    let k = Kernel::new(&e.root());
+    let k = e.kernel();
     e.prestart(&k, "a", "ip_vs_wrr").expect("a");
     e.prestart(&k, "b", "ip_vs_wrr").expect("b");
     e.poststop(&k, "a");
@@ -291,18 +211,22 @@ fn never_keeps_modules_and_status_shows_no_holders() {
 #[test]
 fn a_failed_prestart_leaves_no_record_holding_anything() {
     let e = Env::new("on-last-release");
-    let mut k = Kernel::new(&e.root());
-    k.fail_insert = strs(&["ip_vs_wrr"]);
+    let k = e.kernel().fail_insert("ip_vs_wrr", libc::ENOEXEC);
     let err = e.prestart(&k, "a", "ip_vs_wrr").expect_err("must fail");
-    assert!(err.contains("RolledBack"), "{err}");
+    assert!(
+        matches!(err, AdmitError::Load(LoadError::RolledBack { .. })),
+        "{}",
+        modgate_core::error_line(&err)
+    );
     assert!(!has_record(&Root::new(e.root()), "a"));
     assert!(e.owned().is_empty());
     assert!(live(&e.root()).is_empty(), "rolled back");
 
     // A rollback the kernel refuses: what stays is recorded as modgate's, held by nobody.
-    let mut k = Kernel::new(&e.root());
-    k.fail_insert = strs(&["ip_vs_wrr"]);
-    k.fail_delete = vec![("ip_vs".into(), libc::EBUSY)];
+    let k = e
+        .kernel()
+        .fail_insert("ip_vs_wrr", libc::ENOEXEC)
+        .fail_delete("ip_vs", libc::EBUSY);
     e.prestart(&k, "a", "ip_vs_wrr").expect_err("must fail");
     assert!(e.record_ids().is_empty());
     assert_eq!(e.owned(), ["ip_vs"]);
@@ -311,7 +235,7 @@ fn a_failed_prestart_leaves_no_record_holding_anything() {
 #[test]
 fn a_module_in_use_is_left_and_gc_retries() {
     let e = Env::new("on-last-release");
-    let k = Kernel::new(&e.root());
+    let k = e.kernel();
     e.prestart(&k, "a", "ip_vs_wrr").expect("a");
     // Something took a reference on ip_vs (a socket, an IPVS service).
     std::fs::write(e.root().join("sys/module/ip_vs/refcnt"), "1\n").expect("write");
@@ -363,7 +287,7 @@ fn a_module_in_use_is_left_and_gc_retries() {
 #[test]
 fn ownership_is_lost_when_someone_else_reloads_the_module() {
     let e = Env::new("on-last-release");
-    let k = Kernel::new(&e.root());
+    let k = e.kernel();
     e.prestart(&k, "a", "dummy").expect("a");
     assert_eq!(e.owned(), ["dummy"]);
     // Removed and loaded again outside modgate: a new /sys/module/dummy.
@@ -380,12 +304,15 @@ fn ownership_is_lost_when_someone_else_reloads_the_module() {
 #[test]
 fn a_hook_that_died_mid_load_is_recovered_by_the_next() {
     let e = Env::new("on-last-release");
-    let k = Kernel::new(&e.root());
+    let k = e.kernel();
     // What a hook killed after inserting two of five modules leaves behind.
     let dir = e.root().join("run/modgate/containers");
     std::fs::create_dir_all(&dir).expect("mkdir");
-    let mut dead = ContainerRecord::new("dead", Stage::Loading);
-    dead.pending = strs(&SEED);
+    let mut dead = ContainerRecord::new("dead", RecordStage::Loading);
+    dead.pending = SEED
+        .iter()
+        .map(|m| modgate_core::ModuleName::parse(m).expect("name"))
+        .collect();
     std::fs::write(dir.join("dead.json"), dead.render()).expect("write");
     std::fs::write(dir.join(".dead.json.tmp"), "{\"id\":").expect("write");
     modgate_testkit::set_live(&e.root(), &["crc32c_generic"]);
@@ -414,7 +341,7 @@ fn a_hook_that_died_mid_load_is_recovered_by_the_next() {
 #[test]
 fn a_corrupt_record_is_moved_aside_and_the_hook_continues() {
     let e = Env::new("on-last-release");
-    let k = Kernel::new(&e.root());
+    let k = e.kernel();
     let dir = e.root().join("run/modgate");
     std::fs::create_dir_all(dir.join("containers")).expect("mkdir");
     std::fs::write(
@@ -440,7 +367,7 @@ fn a_corrupt_record_is_moved_aside_and_the_hook_continues() {
 #[test]
 fn gc_judges_by_runtime_state_directories_or_a_list() {
     let e = Env::new("on-last-release");
-    let k = Kernel::new(&e.root());
+    let k = e.kernel();
     for id in ["r1", "r2"] {
         std::fs::create_dir_all(e.root().join("run/runc").join(id)).expect("mkdir");
     }
@@ -496,7 +423,7 @@ fn gc_judges_by_runtime_state_directories_or_a_list() {
 fn unload_named_refuses_pre_existing_and_held_modules() {
     let e = Env::new("never");
     modgate_testkit::set_live(&e.root(), &["veth"]);
-    let k = Kernel::new(&e.root());
+    let k = e.kernel();
     e.prestart(&k, "a", "dummy").expect("a");
     e.prestart(&k, "b", "ip_vs_wrr").expect("b");
     e.poststop(&k, "b");
@@ -545,7 +472,7 @@ fn concurrent_hooks_leave_no_holder_and_exactly_the_pre_existing_modules() {
     for m in pre {
         modgate_testkit::set_live(&e.root(), &[m]);
     }
-    let k = Kernel::new(&e.root());
+    let k = e.kernel();
     let mixes = [
         "ip_vs",
         "ip_vs_wrr",

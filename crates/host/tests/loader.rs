@@ -8,23 +8,25 @@ use modgate_host::context::Context;
 use modgate_host::kernel::Sysfs;
 use modgate_host::loader::{LoadError, Loader};
 use modgate_host::root::Root;
+use modgate_testkit::{Call, RecordingSyscalls, FIXTURE_RELEASE, SEED_CLOSURE};
 
 fn fixture_copy() -> tempfile::TempDir {
     let dst = tempfile::tempdir().expect("tempdir");
     modgate_testkit::fixture_root(dst.path(), &[]);
     dst
 }
-use modgate_host::syscall::{Call, RecordingSyscalls};
 
 fn run(
     root: &Path,
     names: &[&str],
     fake: &RecordingSyscalls,
 ) -> Result<modgate_host::loader::LoadReport, LoadError> {
-    let ctx = Context::open(Root::new(root), "6.1.0-fixture".into(), &[]).expect("open");
-    let plan = ctx.plan(names, &Sysfs { root: &ctx.root }).expect("plan");
+    let ctx = Context::open(Root::new(root), FIXTURE_RELEASE.into(), &[]).expect("open");
+    let kernel = Sysfs { root: &ctx.root };
+    let plan = ctx.plan(names, &kernel).expect("plan");
     let loader = Loader {
         root: &ctx.root,
+        kernel: &kernel,
         syscalls: fake,
         moddir: &ctx.dir.dir,
         dirname: &ctx.dir.dirname,
@@ -49,16 +51,7 @@ fn loads_in_order_with_options() {
     let fake = RecordingSyscalls::default();
     let report = run(t.path(), &["ip_vs_wrr"], &fake).expect("load");
     let calls = fake.calls();
-    assert_eq!(
-        inserted(&calls),
-        [
-            "crc32c_generic",
-            "libcrc32c",
-            "nf_conntrack",
-            "ip_vs",
-            "ip_vs_wrr"
-        ]
-    );
+    assert_eq!(inserted(&calls), SEED_CLOSURE);
     assert!(calls.contains(&Call::Finit {
         name: "ip_vs".into(),
         params: "conn_tab_bits=12".into(),
@@ -81,8 +74,11 @@ fn a_failure_rolls_back_only_what_this_request_inserted() {
         ..Default::default()
     };
     let err = run(t.path(), &["ip_vs_wrr"], &fake).expect_err("must fail");
-    let msg = format!("{err}");
+    // The message says what the rollback did; its cause says why, printed once.
+    let msg = modgate_core::error_line(&err);
     assert!(msg.contains("unknown symbol"), "{msg}");
+    assert_eq!(msg.matches("unknown symbol").count(), 1, "{msg}");
+    assert!(msg.starts_with("load failed, rolled back"), "{msg}");
     let deletes: Vec<String> = fake
         .calls()
         .into_iter()
@@ -181,13 +177,7 @@ fn install_command_disables_a_module() {
 #[test]
 fn all_live_means_no_syscalls() {
     let t = fixture_copy();
-    for m in [
-        "crc32c_generic",
-        "libcrc32c",
-        "nf_conntrack",
-        "ip_vs",
-        "ip_vs_wrr",
-    ] {
+    for m in SEED_CLOSURE {
         modgate_testkit::set_live(t.path(), &[m]);
     }
     std::fs::remove_file(t.path().join("proc/modules")).expect("rm");

@@ -1,10 +1,31 @@
 //! Test support for modgate's integration tests: copies of the fixture root
 //! (`tests/fixtures/roots/basic`, a fake module tree with modprobe.d and /proc files)
-//! that a test can change, and `sys/module` entries that make modules look live.
+//! that a test can change, the kernel fakes ([`FakeKernel`], [`RecordingSyscalls`]),
+//! and [`TestEnv`], a temp tree to drive the `modgate` binary in.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+
+pub use modgate_host::kernel::fake::{Call, FakeKernel, RecordingSyscalls};
+
+mod env;
+pub use env::TestEnv;
+
+/// The seed request: what a system container asks for in the project's first use.
+pub const SEED_REQUEST: &str = "ip_vs,ip_vs_wrr";
+
+/// What the seed request loads in the fixture root, in order.
+pub const SEED_CLOSURE: [&str; 5] = [
+    "crc32c_generic",
+    "libcrc32c",
+    "nf_conntrack",
+    "ip_vs",
+    "ip_vs_wrr",
+];
+
+/// The kernel release of the fixture root.
+pub const FIXTURE_RELEASE: &str = "6.1.0-fixture";
 
 /// The fixture root in the repository (read-only: copy it before changing anything).
 pub fn basic_root() -> PathBuf {
@@ -34,12 +55,7 @@ pub fn copy_dir(src: &Path, dst: &Path) {
 /// Makes modules look loaded as the kernel shows them: `initstate` = `live`, `refcnt`
 /// 0, an empty `holders` directory, under `ROOT/sys/module/NAME`.
 pub fn set_live(root: &Path, names: &[&str]) {
-    for n in names {
-        let d = root.join("sys/module").join(n);
-        std::fs::create_dir_all(d.join("holders")).expect("mkdir");
-        std::fs::write(d.join("initstate"), "live\n").expect("write initstate");
-        std::fs::write(d.join("refcnt"), "0\n").expect("write refcnt");
-    }
+    modgate_host::kernel::fake::write_live(root, names);
 }
 
 /// Runs a command with `stdin` fed to it and its output captured. A command that exits

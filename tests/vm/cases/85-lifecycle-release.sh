@@ -37,13 +37,11 @@ stop_ctr() {
 
 poststop_ran() { grep -q "container=$1 stage=poststop.*decision=released" /run/bundles/$1/hook.log; }
 
-# Columns of `modgate status` for a module: OWNER, HOLDERS.
-owner_of() { modgate status | awk -v m="$1" '$1 == m {print $2}'; }
-holders_of() { modgate status | awk -v m="$1" '$1 == m {print $4}'; }
 
 show_status() {
     modgate status >$LC/status 2>&1
     show $LC/status status
+    status_json >$LC/status.json
 }
 
 # ---- without anything loaded by hand: the whole closure is modgate's -------
@@ -91,7 +89,7 @@ show_status
 want "ip_vs modgate's with no holders (got $(owner_of ip_vs) $(holders_of ip_vs))" \
     [ "$(owner_of ip_vs) $(holders_of ip_vs)" = "modgate -" ]
 want "ip_vs_wrr modgate's with no holders" [ "$(owner_of ip_vs_wrr) $(holders_of ip_vs_wrr)" = "modgate -" ]
-want "no container in status" not grep -q '^lc-' $LC/status
+want "no container in status" not grep -q '"id":"lc-' $LC/status.json
 end
 
 begin "never: gc keeps them, unload refuses nf_conntrack and removes ip_vs_wrr, ip_vs"

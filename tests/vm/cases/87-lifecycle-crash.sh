@@ -14,7 +14,6 @@ R=/roots/xz
 pre=$(mods)
 
 new_mods() { mods | grep -vxF -f $LC/pre | tr '\n' ' '; }
-owner_of() { modgate status | awk -v m="$1" '$1 == m {print $2}'; }
 
 mid=0
 n=0

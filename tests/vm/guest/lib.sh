@@ -36,6 +36,11 @@
 #       state on stdin, as a runtime would; sets HOOK_RC and the files
 #       HOOK_OUT, HOOK_ERR
 #   show FILE LABEL            print FILE indented, for the console log
+# State (from `modgate status --json`, which the guest parses without jq)
+#   status_json [ARGS...]      `modgate ARGS status --json` on one line, blanks removed
+#   owner_of MOD               modgate / pre-existing; nothing when status omits MOD
+#   holders_of MOD             the containers holding MOD, comma-separated; - for none
+#   status_empty               status lists no module and no container
 
 MODGATE=${MODGATE:-/usr/bin/modgate}
 RESULTS=${RESULTS:-/tmp/modgate-results}
@@ -303,3 +308,23 @@ mix_request() { # N
 one_modgate_line() { # FILE WORD
     [ "$(grep -c . "$1")" -eq 1 ] && grep -q "^modgate:.*$2" "$1"
 }
+
+# Container ids and module names hold no blanks, so removing every blank and
+# newline turns the pretty JSON into one line without changing a value.
+status_json() { modgate "$@" status --json | tr -d ' \t\n'; }
+# MOD's object in the modules list: objects there nest only a list, so splitting
+# the list at "{" leaves one object a line.
+_status_module() {
+    status_json | sed 's/"containers":.*//' | tr '{' '\n' | grep "^\"name\":\"$1\","
+}
+owner_of() {
+    case "$(_status_module "$1")" in
+        *'"owned":true'*) echo modgate ;;
+        *'"owned":false'*) echo pre-existing ;;
+    esac
+}
+holders_of() {
+    _h=$(_status_module "$1" | sed -n 's/.*"holders":\[\([^]]*\)\].*/\1/p' | tr -d '"')
+    echo "${_h:--}"
+}
+status_empty() { [ "$(status_json)" = '{"modules":[],"containers":[]}' ]; }

@@ -7,11 +7,11 @@ use std::io::Read;
 use std::path::Path;
 use std::process::ExitCode;
 
+use modgate_host::kernel::Syscalls;
 use modgate_host::lifecycle::{Alive, Session};
 use modgate_host::lock::HostLock;
 use modgate_host::policyfile;
 use modgate_host::root::Root;
-use modgate_host::syscall::Syscalls;
 
 use crate::cli::{GcArgs, Global};
 use crate::Error;

@@ -1,37 +1,34 @@
-//! `modgate load NAME...`: the hook's path without a container: policy, then load.
+//! `modgate load NAME...`: the hook's pipeline without a container: policy, then load.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
-use modgate_host::kernel::Sysfs;
-use modgate_host::loader::Loader;
-use modgate_host::lock::HostLock;
-use modgate_host::policyfile;
-use modgate_host::syscall::Syscalls;
+use modgate_host::kernel::Syscalls;
+use modgate_host::pipeline::{self, Host, Outcome};
+use modgate_host::root::Root;
 
 use crate::cli::{Global, RequestArgs};
-use crate::settings::{annotations, Settings};
+use crate::settings::annotations;
 use crate::Error;
 
 pub fn run(g: &Global, args: &RequestArgs) -> Result<ExitCode, Error> {
-    let s = Settings::resolve(g)?;
     let annotations = annotations(&args.annotations)?;
-    let policy = policyfile::load(&s.root, args.policy.as_deref())?;
-    let ctx = s.context()?;
-    let names: Vec<&str> = args.names.iter().map(String::as_str).collect();
-    let sysfs = Sysfs { root: &ctx.root };
-    let plan = ctx.plan(&names, &sysfs)?;
-    policy.check(&names, &plan, &annotations)?;
-    let _lock = HostLock::acquire(&ctx.root)?;
-    let plan = ctx.plan(&names, &sysfs)?;
-    let loader = Loader {
-        root: &ctx.root,
-        syscalls: &Syscalls,
-        moddir: &ctx.dir.dir,
-        dirname: &ctx.dir.dirname,
+    let host = Host {
+        root: Root::new(&g.root),
+        release: g.kernel_release.clone(),
+        config_dirs: g.config_dirs.clone(),
+        policy: args.policy.clone(),
         coming_wait: Duration::from_secs(5),
     };
-    let report = loader.load(&plan)?;
+    let names: Vec<&str> = args.names.iter().map(String::as_str).collect();
+    let mut outcome = Outcome::default();
+    let result =
+        pipeline::admit_and_load(&host, &Syscalls, &names, &annotations, None, &mut outcome);
+    for w in &outcome.config_warnings {
+        eprintln!("modgate: warning: modprobe configuration: {w}");
+    }
+    result?;
+    let report = outcome.report.unwrap_or_default();
     for m in &report.inserted {
         println!("loaded {m}");
     }

@@ -3,35 +3,31 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use modgate_core::{NothingLoaded, Resolver};
-use modgate_host::kernel::Sysfs;
-use modgate_host::modconfig;
-use modgate_host::moddir::ModuleDir;
+use modgate_host::kernel::{NothingLoaded, Sysfs};
 
 use crate::cli::{PlanArgs, PlanFormat};
+use crate::render;
 use crate::settings::Settings;
 use crate::Error;
 
 pub fn run(s: &Settings, args: &PlanArgs) -> Result<ExitCode, Error> {
-    let dir = ModuleDir::open(&s.root, &s.release)?;
-    let db = dir.db()?;
-    let config = modconfig::load(&s.root, &s.config_dirs, &dir.dir);
-    let mut resolver = Resolver::new(&db, &config, &dir.dirname);
+    let ctx = s.context()?;
+    for w in &ctx.config.warnings {
+        eprintln!("modgate: warning: modprobe configuration: {w}");
+    }
     let names: Vec<&str> = args.names.iter().map(String::as_str).collect();
     let format = if args.json {
         PlanFormat::Json
     } else {
         args.format
     };
+    let kernel = Sysfs { root: &ctx.root };
     let out = match format {
         // modprobe --show-depends ignores what is loaded; so does this format.
-        PlanFormat::Modprobe => resolver.plan(&names, &NothingLoaded)?.render_modprobe(),
-        PlanFormat::Table => resolver
-            .plan(&names, &Sysfs { root: &s.root })?
-            .render_table(),
+        PlanFormat::Modprobe => ctx.plan(&names, &NothingLoaded)?.render_modprobe(),
+        PlanFormat::Table => render::plan_table(&ctx.plan(&names, &kernel)?),
         PlanFormat::Json => {
-            let plan = resolver.plan(&names, &Sysfs { root: &s.root })?;
-            let mut j = serde_json::to_string_pretty(&plan)?;
+            let mut j = serde_json::to_string_pretty(&ctx.plan(&names, &kernel)?)?;
             j.push('\n');
             j
         }

@@ -22,7 +22,7 @@ pub fn run(g: &Global, args: &StatusArgs) -> Result<ExitCode, Error> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&status)?);
     } else {
-        print!("{}", status.render_table());
+        print!("{}", crate::render::status_tables(&status));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -5,10 +5,10 @@
 use std::process::ExitCode;
 
 use modgate_core::{ModuleName, NothingLoaded};
+use modgate_host::kernel::Syscalls;
 use modgate_host::lifecycle::Session;
 use modgate_host::lock::HostLock;
 use modgate_host::root::Root;
-use modgate_host::syscall::Syscalls;
 
 use crate::cli::{Global, UnloadArgs};
 use crate::settings::Settings;

@@ -11,7 +11,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use modgate_core::state::{record_key, ContainerRecord, Ledger, MAX_DOC_BYTES};
+use modgate_core::record::{record_key, ContainerRecord, Ledger, MAX_DOC_BYTES};
 
 use crate::lock::{state_dir, HostLock, LockError};
 use crate::root::Root;
@@ -278,7 +278,8 @@ fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), StateError> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use modgate_core::state::Stage;
+    use crate::lifecycle::testing::{mn, mns};
+    use modgate_core::record::RecordStage;
 
     fn setup() -> (tempfile::TempDir, Root) {
         let t = tempfile::tempdir().expect("tempdir");
@@ -291,11 +292,11 @@ mod tests {
         let (_t, root) = setup();
         let lock = HostLock::acquire(&root).expect("lock");
         let mut s = Store::open(&root, &lock).expect("open");
-        let mut r = ContainerRecord::new("a/b", Stage::Holding);
-        r.holds = vec!["ip_vs".into()];
+        let mut r = ContainerRecord::new("a/b", RecordStage::Holding);
+        r.holds = mns(&["ip_vs"]);
         s.put(&r).expect("put");
         assert!(has_record(&root, "a/b"));
-        s.ledger_mut().insert("ip_vs", "a/b", 5, None);
+        s.ledger_mut().insert(&mn("ip_vs"), "a/b", 5, None);
         s.save_ledger().expect("save");
         drop(s);
         let mut s = Store::open(&root, &lock).expect("open");
@@ -320,7 +321,7 @@ mod tests {
         std::os::unix::fs::symlink("/etc/passwd", dir.join("containers/link.json"))
             .expect("symlink");
         std::fs::write(dir.join("containers/.good.json.tmp"), "half").expect("write");
-        let good = ContainerRecord::new("good", Stage::Holding);
+        let good = ContainerRecord::new("good", RecordStage::Holding);
         std::fs::write(dir.join("containers/good.json"), good.render()).expect("write");
 
         let mut s = Store::open(&root, &lock).expect("open");

@@ -1,12 +1,13 @@
 //! The documents of the state store, as bytes: one record per container (what it asked
 //! for, what its request inserted, what it holds) and the ledger of the modules modgate
-//! inserted and so owns. Parsing checks every name, so a damaged file is refused whole.
+//! inserted and so owns. Every module name is a [`ModuleName`] in normal form, checked
+//! as the file is deserialised, so a damaged file is refused whole.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::name::{ModuleName, NameError};
+use crate::name::ModuleName;
 
 /// Largest state document read back; anything bigger is damaged.
 pub const MAX_DOC_BYTES: u64 = 1 << 20;
@@ -17,14 +18,6 @@ pub enum DocError {
     Json(#[source] serde_json::Error),
     #[error("empty container id")]
     NoId,
-    #[error("module name {name:?}")]
-    Name {
-        name: String,
-        #[source]
-        source: NameError,
-    },
-    #[error("module name {0:?} is not in normal form")]
-    NotNormal(String),
     #[error("record of container {id:?} is stored under another container's file name")]
     Misfiled { id: String },
 }
@@ -32,7 +25,7 @@ pub enum DocError {
 /// Where a container's record stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Stage {
+pub enum RecordStage {
     /// Written before the first insertion, under the host lock: a record still loading
     /// when another process holds the lock belongs to a hook that died.
     Loading,
@@ -44,22 +37,22 @@ pub enum Stage {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContainerRecord {
     pub id: String,
-    pub stage: Stage,
+    pub stage: RecordStage,
     /// Hook stage (`prestart`, `createRuntime`) or event (`loaded`) → Unix milliseconds.
     #[serde(default)]
     pub times: BTreeMap<String, u64>,
     /// Names as the container asked for them.
     #[serde(default)]
-    pub requested: Vec<String>,
+    pub requested: Vec<ModuleName>,
     /// Modules this container's request inserted.
     #[serde(default)]
-    pub inserted: Vec<String>,
+    pub inserted: Vec<ModuleName>,
     /// The whole closure the container needs, live when its load finished.
     #[serde(default)]
-    pub holds: Vec<String>,
+    pub holds: Vec<ModuleName>,
     /// While loading: the modules the plan was about to insert.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub pending: Vec<String>,
+    pub pending: Vec<ModuleName>,
     /// The runtime's state directory for this container, relative to the root, when one
     /// existed at the hook (`run/runc/ID`): gone means the container is gone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -67,7 +60,7 @@ pub struct ContainerRecord {
 }
 
 impl ContainerRecord {
-    pub fn new(id: &str, stage: Stage) -> Self {
+    pub fn new(id: &str, stage: RecordStage) -> Self {
         Self {
             id: id.to_string(),
             stage,
@@ -93,15 +86,6 @@ impl ContainerRecord {
         }
         if record_key(&r.id) != key {
             return Err(DocError::Misfiled { id: r.id });
-        }
-        for n in r
-            .requested
-            .iter()
-            .chain(&r.inserted)
-            .chain(&r.holds)
-            .chain(&r.pending)
-        {
-            check_name(n)?;
         }
         Ok(r)
     }
@@ -134,16 +118,12 @@ pub struct Ledger {
     #[serde(default)]
     pub next_seq: u64,
     #[serde(default)]
-    pub modules: BTreeMap<String, Owned>,
+    pub modules: BTreeMap<ModuleName, Owned>,
 }
 
 impl Ledger {
     pub fn parse(bytes: &[u8]) -> Result<Self, DocError> {
-        let l: Ledger = serde_json::from_slice(bytes).map_err(DocError::Json)?;
-        for n in l.modules.keys() {
-            check_name(n)?;
-        }
-        Ok(l)
+        serde_json::from_slice(bytes).map_err(DocError::Json)
     }
 
     pub fn render(&self) -> Vec<u8> {
@@ -155,13 +135,13 @@ impl Ledger {
     }
 
     /// Records that `by` inserted `module` now; a module already owned keeps its entry.
-    pub fn insert(&mut self, module: &str, by: &str, now: u64, instance: Option<u64>) {
+    pub fn insert(&mut self, module: &ModuleName, by: &str, now: u64, instance: Option<u64>) {
         if self.modules.contains_key(module) {
             return;
         }
         self.next_seq += 1;
         self.modules.insert(
-            module.to_string(),
+            module.clone(),
             Owned {
                 loaded_at: now,
                 by: by.to_string(),
@@ -177,17 +157,6 @@ fn render<T: Serialize>(doc: &T) -> Vec<u8> {
     let mut v = serde_json::to_vec_pretty(doc).unwrap_or_default();
     v.push(b'\n');
     v
-}
-
-fn check_name(n: &str) -> Result<(), DocError> {
-    let m = ModuleName::parse(n).map_err(|source| DocError::Name {
-        name: n.to_string(),
-        source,
-    })?;
-    if m.as_str() != n {
-        return Err(DocError::NotNormal(n.to_string()));
-    }
-    Ok(())
 }
 
 /// The file name (without `.json`) of a container's record. Container ids are free
@@ -248,6 +217,10 @@ pub fn utc(ms: u64) -> String {
 mod tests {
     use super::*;
 
+    fn mn(n: &str) -> ModuleName {
+        ModuleName::parse(n).expect("name")
+    }
+
     #[test]
     fn record_keys_are_safe_file_names() {
         let table: &[(&str, &str)] = &[
@@ -270,10 +243,10 @@ mod tests {
 
     #[test]
     fn records_round_trip_and_refuse_damage() {
-        let mut r = ContainerRecord::new("ctr1", Stage::Holding);
+        let mut r = ContainerRecord::new("ctr1", RecordStage::Holding);
         r.times.insert("prestart".into(), 1_700_000_000_000);
-        r.requested = vec!["ip_vs".into()];
-        r.holds = vec!["libcrc32c".into(), "ip_vs".into()];
+        r.requested = vec![mn("ip_vs")];
+        r.holds = vec![mn("libcrc32c"), mn("ip_vs")];
         let bytes = r.render();
         assert_eq!(ContainerRecord::parse(&bytes, "ctr1").unwrap(), r);
         assert_eq!(r.last_time(), 1_700_000_000_000);
@@ -300,7 +273,8 @@ mod tests {
         ];
         for (text, key, want) in table {
             let e = ContainerRecord::parse(text.as_bytes(), key).unwrap_err();
-            assert!(e.to_string().contains(want), "{text}: {e}");
+            let line = crate::error_line(&e);
+            assert!(line.contains(want), "{text}: {line}");
         }
         // Fields a later version adds are ignored.
         let r = ContainerRecord::parse(
@@ -308,21 +282,33 @@ mod tests {
             "c",
         )
         .unwrap();
-        assert_eq!(r.pending, ["dummy"]);
+        assert_eq!(r.pending, [mn("dummy")]);
     }
 
     #[test]
     fn ledger_numbers_insertions_and_keeps_first_owner() {
         let mut l = Ledger::default();
-        l.insert("libcrc32c", "a", 10, Some(7));
-        l.insert("ip_vs", "a", 11, None);
-        l.insert("libcrc32c", "b", 12, None);
+        l.insert(&mn("libcrc32c"), "a", 10, Some(7));
+        l.insert(&mn("ip_vs"), "a", 11, None);
+        l.insert(&mn("libcrc32c"), "b", 12, None);
         assert_eq!(l.modules["libcrc32c"].by, "a");
         assert_eq!(l.modules["libcrc32c"].seq, 1);
         assert_eq!(l.modules["ip_vs"].seq, 2);
         assert!(l.owns("ip_vs") && !l.owns("dummy"));
         assert_eq!(Ledger::parse(&l.render()).unwrap(), l);
-        assert!(Ledger::parse(br#"{"modules":{"a b":{"loaded_at":1,"by":"x","seq":1}}}"#).is_err());
+        for (text, want) in [
+            (
+                &br#"{"modules":{"a b":{"loaded_at":1,"by":"x","seq":1}}}"#[..],
+                "module name \"a b\"",
+            ),
+            (
+                br#"{"modules":{"ip-vs":{"loaded_at":1,"by":"x","seq":1}}}"#,
+                "not in normal form",
+            ),
+        ] {
+            let e = Ledger::parse(text).unwrap_err();
+            assert!(crate::error_line(&e).contains(want), "{e:?}");
+        }
     }
 
     #[test]

@@ -1,0 +1,226 @@
+//! The OCI hook: reads the state on stdin and the bundle's `config.json`, takes the
+//! container's request and hands it to [`crate::pipeline`]; at poststop, releases what
+//! the container held. It fails closed: anything it cannot read or decide stops the
+//! container.
+//!
+//! [`prepare`] is the fast path every container start goes through: nothing is read or
+//! set up before the container is known to ask for something. [`Job::run`] does the
+//! rest.
+
+pub mod bundle;
+pub mod deadline;
+
+use std::collections::BTreeMap;
+use std::io::Read;
+
+use modgate_core::oci::{ConfigView, OciError, State};
+use modgate_core::request::RequestError;
+use modgate_core::Request;
+
+use crate::kernel::ModuleSyscalls;
+use crate::lifecycle::has_record;
+use crate::pipeline::{self, AdmitError, Holder, Host, Outcome};
+use crate::root::Root;
+pub use bundle::{read_config, read_state, BundleError, MAX_STATE_BYTES};
+
+/// The OCI hook stages modgate is called at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookStage {
+    Prestart,
+    CreateRuntime,
+    Poststart,
+    Poststop,
+    CreateContainer,
+    StartContainer,
+}
+
+impl HookStage {
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "prestart" => HookStage::Prestart,
+            "createRuntime" => HookStage::CreateRuntime,
+            "poststart" => HookStage::Poststart,
+            "poststop" => HookStage::Poststop,
+            "createContainer" => HookStage::CreateContainer,
+            "startContainer" => HookStage::StartContainer,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HookError {
+    #[error("unknown hook stage {0:?} (expected prestart, createRuntime, poststart or poststop)")]
+    UnknownStage(String),
+    #[error("stage {0} runs inside the container's namespaces, where modules cannot be loaded; use prestart or createRuntime")]
+    WrongStage(&'static str),
+    #[error("cannot read the OCI state on stdin")]
+    Stdin(#[source] std::io::Error),
+    #[error("OCI state on stdin is larger than {MAX_STATE_BYTES} bytes")]
+    StdinTooLarge,
+    #[error(transparent)]
+    Oci(#[from] OciError),
+    #[error(transparent)]
+    Container(#[from] ContainerError),
+}
+
+/// Anything that went wrong for one container: the id once, the reason as the source.
+#[derive(Debug, thiserror::Error)]
+#[error("container {id}")]
+pub struct ContainerError {
+    pub id: String,
+    #[source]
+    pub kind: ContainerFailure,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ContainerFailure {
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
+    #[error("invalid request")]
+    Request(#[source] RequestError),
+    #[error(transparent)]
+    Admit(#[from] AdmitError),
+}
+
+fn in_container<T, E: Into<ContainerFailure>>(id: &str, r: Result<T, E>) -> Result<T, HookError> {
+    r.map_err(|e| {
+        HookError::Container(ContainerError {
+            id: id.to_string(),
+            kind: e.into(),
+        })
+    })
+}
+
+/// A hook call that has something to do.
+pub struct Job {
+    stage: HookStage,
+    stage_name: String,
+    state: State,
+    config: ConfigView,
+    request: Request,
+    timeout: u64,
+}
+
+/// The fast path: `None` when the container asks for nothing (or, at poststop, holds
+/// nothing), decided before anything else is read. Until it returns, the alarm is the
+/// deadline; a returned [`Job`] has a watchdog thread instead.
+pub fn prepare(
+    stage_name: &str,
+    root: &Root,
+    timeout: u64,
+    stdin: impl Read,
+) -> Result<Option<Job>, HookError> {
+    let stage = HookStage::parse(stage_name)
+        .ok_or_else(|| HookError::UnknownStage(stage_name.to_string()))?;
+    match stage {
+        HookStage::CreateContainer => return Err(HookError::WrongStage("createContainer")),
+        HookStage::StartContainer => return Err(HookError::WrongStage("startContainer")),
+        HookStage::Poststart => return Ok(None),
+        HookStage::Prestart | HookStage::CreateRuntime | HookStage::Poststop => {}
+    }
+    deadline::alarm(timeout);
+    let state = read_state(stdin)?;
+    let (config, request) = if stage == HookStage::Poststop {
+        // Poststop needs only the id, and nearly every container has no record to
+        // release: return before reading the bundle, which may be half gone by now.
+        if !has_record(root, &state.id) {
+            return Ok(None);
+        }
+        Default::default()
+    } else {
+        let config = in_container(&state.id, read_config(&state))?;
+        let request = in_container(
+            &state.id,
+            config.request().map_err(ContainerFailure::Request),
+        )?;
+        if request.is_empty() {
+            return Ok(None);
+        }
+        (config, request)
+    };
+    deadline::alarm(0);
+    deadline::watchdog(timeout);
+    Ok(Some(Job {
+        stage,
+        stage_name: stage_name.to_string(),
+        state,
+        config,
+        request,
+        timeout,
+    }))
+}
+
+impl Job {
+    pub fn container(&self) -> &str {
+        &self.state.id
+    }
+
+    /// How long to wait for a module someone else is loading: the hook's own deadline.
+    pub fn coming_wait(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.timeout.max(1))
+    }
+
+    /// Loads the request (prestart, createRuntime) or releases (poststop), and logs one
+    /// line saying what it did.
+    pub fn run(&self, host: &Host, syscalls: &dyn ModuleSyscalls) -> Result<(), HookError> {
+        let id = self.state.id.as_str();
+        let mut outcome = Outcome {
+            container: id.to_string(),
+            stage: self.stage_name.clone(),
+            ..Default::default()
+        };
+        let result = match self.stage {
+            HookStage::Poststop => pipeline::release(host, syscalls, id, &mut outcome),
+            _ => {
+                let names: Vec<&str> = self.request.names().iter().map(|n| n.as_str()).collect();
+                let mut annotations: BTreeMap<String, String> = self.config.annotations.clone();
+                for (k, v) in &self.state.annotations {
+                    annotations.entry(k.clone()).or_insert_with(|| v.clone());
+                }
+                let holder = Holder {
+                    id,
+                    stage: &self.stage_name,
+                };
+                pipeline::admit_and_load(
+                    host,
+                    syscalls,
+                    &names,
+                    &annotations,
+                    Some(holder),
+                    &mut outcome,
+                )
+            }
+        };
+        log(&outcome);
+        in_container(id, result)
+    }
+}
+
+/// The hook's one log line (and the configuration's warnings before it).
+fn log(outcome: &Outcome) {
+    for w in &outcome.config_warnings {
+        tracing::warn!(container = %outcome.container, "modprobe configuration: {w}");
+    }
+    let loaded = outcome
+        .report
+        .as_ref()
+        .map(|r| r.inserted.join(","))
+        .unwrap_or_default();
+    let unloaded = outcome
+        .released
+        .as_ref()
+        .map(|r| r.unloaded.join(","))
+        .unwrap_or_default();
+    tracing::info!(
+        container = %outcome.container,
+        stage = %outcome.stage,
+        requested = %outcome.requested.join(","),
+        plan = %outcome.plan.join(","),
+        decision = %outcome.decision,
+        loaded = %loaded,
+        unloaded = %unloaded,
+        micros = outcome.micros,
+        "hook"
+    );
+}

@@ -1,0 +1,109 @@
+//! Repairing the store when a [`super::Session`] opens: a record found still loading
+//! under the host lock belongs to a hook that died, and the ledger is checked against
+//! the kernel, so that modgate never removes a module that is no longer its own.
+
+use modgate_core::record::{ContainerRecord, Ledger};
+
+use crate::kernel::{Kernel, ModState};
+
+/// A record found still loading under the host lock: its hook died mid-load (killed,
+/// timed out). The container cannot have started, so it holds nothing; of what the hook
+/// meant to insert, what is live now is recorded as ours, so that it can be removed
+/// later rather than forgotten. Returns the modules recorded.
+pub fn recover(
+    record: &ContainerRecord,
+    ledger: &mut Ledger,
+    kernel: &dyn Kernel,
+    now: u64,
+) -> Vec<String> {
+    let mut adopted = Vec::new();
+    for m in &record.pending {
+        if kernel.state(m.as_str()) == ModState::Live && !ledger.owns(m.as_str()) {
+            ledger.insert(m, &record.id, now, kernel.instance(m.as_str()));
+            adopted.push(m.to_string());
+        }
+    }
+    adopted
+}
+
+/// Why an owned module left the ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disowned {
+    /// Not live any more: someone removed it.
+    NotLive,
+    /// Live, but loaded again since modgate inserted it: the new load is not ours.
+    Reloaded,
+}
+
+/// Brings the ledger in line with the kernel: drops modules no longer live, or live
+/// from a later load than ours.
+pub fn reconcile(ledger: &mut Ledger, kernel: &dyn Kernel) -> Vec<(String, Disowned)> {
+    let mut dropped = Vec::new();
+    for (name, owned) in ledger.modules.iter_mut() {
+        if kernel.state(name.as_str()) != ModState::Live {
+            dropped.push((name.to_string(), Disowned::NotLive));
+            continue;
+        }
+        match (owned.instance, kernel.instance(name.as_str())) {
+            (Some(was), Some(now)) if was != now => {
+                dropped.push((name.to_string(), Disowned::Reloaded))
+            }
+            // Not known at insertion (the entry appeared late): learn it now.
+            (None, now) => owned.instance = now,
+            _ => {}
+        }
+    }
+    for (name, _) in &dropped {
+        ledger.modules.remove(name.as_str());
+    }
+    dropped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::fake::FakeKernel;
+    use crate::lifecycle::testing::{mn, mns};
+    use crate::root::Root;
+    use modgate_core::record::RecordStage;
+
+    #[test]
+    fn recovery_records_what_the_dead_hook_left_live() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let k = FakeKernel::new(&Root::new(t.path()));
+        k.set_live(&["libcrc32c", "ip_vs"]);
+        let mut dead = ContainerRecord::new("x", RecordStage::Loading);
+        dead.pending = mns(&["libcrc32c", "ip_vs", "ip_vs_wrr"]);
+        let mut l = Ledger::default();
+        l.insert(&mn("libcrc32c"), "a", 500, None);
+        assert_eq!(recover(&dead, &mut l, &k, 9), ["ip_vs"]);
+        assert_eq!(l.modules["ip_vs"].by, "x");
+        assert_eq!(l.modules["ip_vs"].instance, k.instance("ip_vs"));
+        assert!(l.modules["ip_vs"].instance.is_some());
+        assert!(!l.owns("ip_vs_wrr"));
+    }
+
+    #[test]
+    fn reconcile_drops_removed_and_reloaded_modules() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let k = FakeKernel::new(&Root::new(t.path()));
+        k.set_live(&["reloaded", "same", "learnt"]);
+        let mut l = Ledger::default();
+        l.insert(&mn("gone"), "a", 1, Some(1));
+        l.insert(&mn("reloaded"), "a", 1, k.instance("reloaded"));
+        l.insert(&mn("same"), "a", 1, k.instance("same"));
+        l.insert(&mn("learnt"), "a", 1, None);
+        k.reload("reloaded");
+        let d = reconcile(&mut l, &k);
+        assert_eq!(
+            d,
+            [
+                ("gone".to_string(), Disowned::NotLive),
+                ("reloaded".to_string(), Disowned::Reloaded)
+            ]
+        );
+        assert_eq!(l.modules.keys().collect::<Vec<_>>(), ["learnt", "same"]);
+        assert_eq!(l.modules["learnt"].instance, k.instance("learnt"));
+        assert!(l.modules["learnt"].instance.is_some());
+    }
+}

@@ -1,0 +1,81 @@
+//! Shared pieces of the lifecycle's unit tests: a temp root, records and ledgers.
+
+use modgate_core::plan::{Action, Plan, Reason, Step};
+use modgate_core::record::{ContainerRecord, Ledger, RecordStage};
+use modgate_core::ModuleName;
+
+use super::unload::Candidate;
+use super::Session;
+use crate::lock::HostLock;
+use crate::root::Root;
+
+pub struct TempRoot {
+    _dir: tempfile::TempDir,
+    pub root: Root,
+}
+
+impl TempRoot {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = Root::new(dir.path());
+        Self { _dir: dir, root }
+    }
+
+    pub fn with_session<T>(&self, f: impl FnOnce(&mut Session) -> T) -> T {
+        let lock = HostLock::acquire(&self.root).expect("lock");
+        let mut s = Session::open(&self.root, &lock).expect("session");
+        f(&mut s)
+    }
+
+    /// A plan that inserts `insert` and finds `loaded` live.
+    pub fn plan_inserting(&self, insert: &[&str], loaded: &[&str]) -> Plan {
+        let mut plan = Plan::default();
+        let step = |m: &str, action| Step {
+            module: m.to_string(),
+            action,
+            reason: Reason::Requested { name: m.into() },
+            required: true,
+        };
+        for m in loaded {
+            plan.push_step(step(m, Action::Loaded));
+        }
+        for m in insert {
+            let path = format!("kernel/{m}.ko");
+            plan.push_step(step(
+                m,
+                Action::Insert {
+                    path,
+                    options: String::new(),
+                },
+            ));
+        }
+        plan
+    }
+}
+
+pub fn mn(name: &str) -> ModuleName {
+    ModuleName::parse(name).expect("module name")
+}
+
+pub fn mns(names: &[&str]) -> Vec<ModuleName> {
+    names.iter().map(|n| mn(n)).collect()
+}
+
+pub fn rec(id: &str, holds: &[&str]) -> ContainerRecord {
+    let mut r = ContainerRecord::new(id, RecordStage::Holding);
+    r.holds = mns(holds);
+    r.times.insert("prestart".into(), 1_000);
+    r
+}
+
+pub fn ledger(owned: &[&str]) -> Ledger {
+    let mut l = Ledger::default();
+    for m in owned {
+        l.insert(&mn(m), "a", 500, None);
+    }
+    l
+}
+
+pub fn names(c: &[Candidate]) -> Vec<&str> {
+    c.iter().map(|c| c.name.as_str()).collect()
+}

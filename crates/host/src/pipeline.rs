@@ -1,0 +1,188 @@
+//! One path from a request to loaded modules, for the hook and for `modgate load`:
+//! request → policy → plan → host lock → record → load → record. The decision is made
+//! before the lock (a denied request never waits for other hooks) and the plan made
+//! again under it (another hook may have loaded or removed modules meanwhile).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use modgate_core::policy::Denial;
+
+use crate::context::{Context, PlanError};
+use crate::kernel::{ModuleSyscalls, Sysfs};
+use crate::lifecycle::{Released, Session, StateError};
+use crate::loader::{LoadError, LoadReport, Loader};
+use crate::lock::{HostLock, LockError};
+use crate::moddir::ModDirError;
+use crate::policyfile::{self, PolicyFileError};
+use crate::root::Root;
+
+/// One step of admitting (or releasing) a request that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AdmitError {
+    #[error(transparent)]
+    Policy(#[from] PolicyFileError),
+    #[error("cannot tell the kernel release (give --kernel-release)")]
+    Release(#[source] std::io::Error),
+    #[error(transparent)]
+    ModDir(#[from] ModDirError),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
+    Denied(#[from] Denial),
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+/// Where and how: the host, its module directory and the policy file.
+pub struct Host {
+    pub root: Root,
+    /// `None`: the running kernel's (`ROOT/proc/sys/kernel/osrelease`).
+    pub release: Option<String>,
+    pub config_dirs: Vec<PathBuf>,
+    pub policy: Option<PathBuf>,
+    /// How long to wait for a module another process is loading.
+    pub coming_wait: Duration,
+}
+
+impl Host {
+    pub fn release(&self) -> Result<String, AdmitError> {
+        match &self.release {
+            Some(r) => Ok(r.clone()),
+            None => self.root.kernel_release().map_err(AdmitError::Release),
+        }
+    }
+
+    /// The module directory and configuration of the release this host runs.
+    pub fn context(&self) -> Result<Context, AdmitError> {
+        Ok(Context::open(
+            self.root.clone(),
+            self.release()?,
+            &self.config_dirs,
+        )?)
+    }
+
+    fn policy_path(&self) -> Option<&Path> {
+        self.policy.as_deref()
+    }
+}
+
+/// The container a request belongs to, when there is one: its load is recorded, so the
+/// container holds what it needs until its poststop.
+pub struct Holder<'a> {
+    pub id: &'a str,
+    /// The hook stage that asked (`prestart`, `createRuntime`), for the record.
+    pub stage: &'a str,
+}
+
+/// What a request did, for the log (filled in as far as it got).
+#[derive(Debug, Default, serde::Serialize)]
+pub struct Outcome {
+    pub container: String,
+    pub stage: String,
+    pub requested: Vec<String>,
+    pub plan: Vec<String>,
+    /// `allowed`, `denied`, `load failed`, `released`: the reason is the error's, which
+    /// is reported once, apart.
+    pub decision: String,
+    pub report: Option<LoadReport>,
+    pub released: Option<Released>,
+    /// `modprobe.d` lines that were ignored, with why.
+    pub config_warnings: Vec<String>,
+    pub micros: u128,
+}
+
+/// Admits a request and loads it, all or nothing.
+pub fn admit_and_load(
+    host: &Host,
+    syscalls: &dyn ModuleSyscalls,
+    names: &[&str],
+    annotations: &BTreeMap<String, String>,
+    holder: Option<Holder>,
+    outcome: &mut Outcome,
+) -> Result<(), AdmitError> {
+    let start = Instant::now();
+    outcome.requested = names.iter().map(|n| n.to_string()).collect();
+    let policy = policyfile::load(&host.root, host.policy_path())?;
+    let ctx = host.context()?;
+    outcome.config_warnings = ctx.config.warnings.clone();
+    let kernel = Sysfs { root: &ctx.root };
+    let plan = ctx.plan(names, &kernel)?;
+    outcome.plan = plan.closure().map(str::to_string).collect();
+    if let Err(denial) = policy.check(names, &plan, annotations) {
+        outcome.decision = "denied".into();
+        return Err(denial.into());
+    }
+    let lock = HostLock::acquire(&ctx.root)?;
+    let plan = ctx.plan(names, &kernel)?;
+    let mut session = match &holder {
+        Some(h) => {
+            let mut s = Session::open(&ctx.root, &lock)?;
+            s.begin_load(h.id, h.stage, &outcome.requested, &plan)?;
+            Some(s)
+        }
+        None => None,
+    };
+    let loader = Loader {
+        root: &ctx.root,
+        kernel: &kernel,
+        syscalls,
+        moddir: &ctx.dir.dir,
+        dirname: &ctx.dir.dirname,
+        coming_wait: host.coming_wait,
+    };
+    let report = match loader.load(&plan) {
+        Ok(r) => r,
+        Err(e) => {
+            outcome.decision = "load failed".into();
+            if let (Some(s), Some(h)) = (session.as_mut(), &holder) {
+                // The load's error is the one to report; this one only goes to the log.
+                if let Err(abort) = s.abort_load(h.id, &e) {
+                    tracing::warn!(container = %h.id, error = %abort, "could not drop the record of a failed load");
+                }
+            }
+            return Err(e.into());
+        }
+    };
+    if let (Some(s), Some(h)) = (session.as_mut(), &holder) {
+        s.finish_load(h.id, &report)?;
+    }
+    outcome.decision = "allowed".into();
+    outcome.report = Some(report);
+    outcome.micros = start.elapsed().as_micros();
+    Ok(())
+}
+
+/// Poststop: the container releases what it holds; with `unload = "on-last-release"`,
+/// the modules modgate inserted that nobody else holds are removed.
+pub fn release(
+    host: &Host,
+    syscalls: &dyn ModuleSyscalls,
+    id: &str,
+    outcome: &mut Outcome,
+) -> Result<(), AdmitError> {
+    let start = Instant::now();
+    // A policy that cannot be read must not keep the container's holds forever: release
+    // without unloading, then report the policy.
+    let policy = policyfile::load(&host.root, host.policy_path());
+    let unload = policy
+        .as_ref()
+        .map(|p| p.unload)
+        .unwrap_or(modgate_core::policy::Unload::Never);
+    let lock = HostLock::acquire(&host.root)?;
+    let mut session = Session::open(&host.root, &lock)?;
+    let released = session.release(syscalls, id, unload)?;
+    outcome.decision = match &released {
+        Some(_) => "released".into(),
+        None => "released (held nothing)".into(),
+    };
+    outcome.released = released;
+    outcome.micros = start.elapsed().as_micros();
+    policy?;
+    Ok(())
+}
