@@ -249,3 +249,17 @@ fn modprobe_configuration_warnings_go_to_the_log() {
         "{text}"
     );
 }
+
+#[test]
+fn a_policy_path_that_is_present_but_broken_fails_closed() {
+    let e = env();
+    e.live(&SEED);
+    e.config("c1", &[&format!("KERNEL_MODULES={SEED_REQUEST}")], &[]);
+    let policy = e.root().join("etc/modgate/policy.toml");
+    std::fs::create_dir_all(policy.parent().expect("parent")).expect("mkdir");
+    std::os::unix::fs::symlink("/nonexistent/policy.toml", &policy).expect("symlink");
+    assert_refused(&e.hook(&["prestart"], &e.state("c1")), "cannot read policy");
+    std::fs::remove_file(&policy).expect("rm");
+    std::fs::create_dir(&policy).expect("mkdir");
+    assert_refused(&e.hook(&["prestart"], &e.state("c1")), "cannot read policy");
+}
