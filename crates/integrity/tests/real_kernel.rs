@@ -213,3 +213,128 @@ fn tree_verifies(t: &Tree, every: usize) {
     }
     eprintln!("{n} of {} modules verified", paths.len());
 }
+
+/// The reference we did not write: `openssl cms -verify` with the certificate from
+/// vmlinuz accepts exactly the files we verify, and refuses the altered one.
+#[test]
+fn openssl_agrees_on_real_modules() {
+    let Some(t) = tree() else { return };
+    if Command::new("openssl").arg("version").output().is_err() {
+        if std::env::var("MODGATE_REQUIRE_REAL").as_deref() == Ok("1") {
+            panic!("the openssl tool is required");
+        }
+        eprintln!("skipped: no openssl tool");
+        return;
+    }
+    let store = kernel_store(&t);
+    let image = std::fs::read(t.vmlinuz()).expect("read vmlinuz");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cert = dir.path().join("kernel.der");
+    std::fs::write(&cert, &extract_certs(&image).expect("certs")[0]).expect("write cert");
+    let pem = dir.path().join("kernel.pem");
+    let conv = Command::new("openssl")
+        .args(["x509", "-inform", "DER", "-in"])
+        .arg(&cert)
+        .arg("-out")
+        .arg(&pem)
+        .status()
+        .expect("openssl x509");
+    assert!(conv.success());
+    let openssl_accepts = |module: &[u8]| -> bool {
+        let Ok(t) = trailer::split(module) else {
+            return false;
+        };
+        let (c, s) = (dir.path().join("content"), dir.path().join("sig"));
+        std::fs::write(&c, t.content).expect("write");
+        std::fs::write(&s, t.pkcs7).expect("write");
+        Command::new("openssl")
+            .args([
+                "cms",
+                "-verify",
+                "-binary",
+                "-inform",
+                "DER",
+                "-noverify",
+                "-nointern",
+            ])
+            .arg("-in")
+            .arg(&s)
+            .arg("-content")
+            .arg(&c)
+            .arg("-certfile")
+            .arg(&pem)
+            .args(["-out", "/dev/null"])
+            .output()
+            .expect("openssl cms")
+            .status
+            .success()
+    };
+    for rel in CLOSURE {
+        let module = t.module(rel);
+        let ours = verify(&module, store).is_ok();
+        assert!(ours, "{rel}");
+        assert_eq!(openssl_accepts(&module), ours, "{rel}");
+        let mut flipped = module.clone();
+        flipped[module.len() / 3] ^= 0x01;
+        assert!(verify(&flipped, store).is_err(), "{rel}");
+        assert!(
+            !openssl_accepts(&flipped),
+            "{rel}: openssl accepted a changed module"
+        );
+    }
+}
+
+/// Compressed copies (`scripts/fetch-kernel --compressed`): the file bytes differ, the
+/// decompressed image is the signed module, with the same verdict and pin.
+#[test]
+fn compressed_modules_verify_after_decompression() {
+    let Some(t) = tree() else { return };
+    let store = kernel_store(&t);
+    let mut tried = 0;
+    for (var, ext) in [
+        ("MODGATE_KERNEL_ROOT_XZ", "xz"),
+        ("MODGATE_KERNEL_ROOT_ZSTD", "zst"),
+    ] {
+        let Some(root) = std::env::var_os(var).map(PathBuf::from) else {
+            if std::env::var("MODGATE_REQUIRE_REAL").as_deref() == Ok("1") {
+                panic!("{var} is required (run scripts/test)");
+            }
+            eprintln!("skipped: {var} not set");
+            continue;
+        };
+        let dir = root.join("lib/modules").join(&t.release);
+        for rel in CLOSURE {
+            let path = dir.join(format!("{rel}.{ext}"));
+            let Ok(file) = std::fs::read(&path) else {
+                // Only part of the tree is compressed; the closure is.
+                panic!("{} missing", path.display());
+            };
+            let mut image = Vec::new();
+            if ext == "xz" {
+                lzma_rs::xz_decompress(&mut &file[..], &mut image).expect("xz");
+            } else {
+                use std::io::Read;
+                ruzstd::StreamingDecoder::new(&file[..])
+                    .expect("zstd")
+                    .read_to_end(&mut image)
+                    .expect("zstd");
+            }
+            let plain = check(&t.module(rel), store);
+            let v = check(&image, store);
+            assert_eq!(
+                v.signature.status,
+                SignatureStatus::Verified,
+                "{}",
+                path.display()
+            );
+            assert_eq!(v.sha256, plain.sha256, "{}", path.display());
+            // The compressed file itself is not a signed module.
+            assert_eq!(
+                check(&file, store).signature.status,
+                SignatureStatus::Unsigned
+            );
+            tried += 1;
+        }
+    }
+    eprintln!("{tried} compressed modules verified");
+}
