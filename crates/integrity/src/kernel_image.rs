@@ -94,9 +94,20 @@ fn decompress(data: &[u8]) -> Result<Vec<u8>, KernelImageError> {
             .map_err(fail("zstd"))?;
         dec.read_to_end(&mut out).map_err(fail("zstd"))?;
     } else if data.starts_with(&[0x5d, 0, 0]) {
-        lzma_rs::lzma_decompress(&mut io::BufReader::new(data), &mut out)
-            .map_err(|e| other(e.to_string()))
-            .map_err(fail("lzma"))?;
+        // lzma-rs refuses bytes after the end marker; a kernel build appends the
+        // uncompressed size (4 bytes) to the stream, so try without them too.
+        let whole = lzma_rs::lzma_decompress(&mut io::BufReader::new(data), &mut out);
+        if whole.is_err() && data.len() > 4 {
+            out.clear();
+            let cut = &data[..data.len() - 4];
+            lzma_rs::lzma_decompress(&mut io::BufReader::new(cut), &mut out)
+                .map_err(|e| other(e.to_string()))
+                .map_err(fail("lzma"))?;
+        } else {
+            whole
+                .map_err(|e| other(e.to_string()))
+                .map_err(fail("lzma"))?;
+        }
     } else if data.starts_with(b"BZh") {
         return Err(KernelImageError::Unsupported("bzip2"));
     } else if data.starts_with(&[0x02, 0x21, 0x4c, 0x18]) {

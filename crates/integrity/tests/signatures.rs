@@ -609,3 +609,40 @@ fn verdict_serialises_to_json() {
     assert_eq!(j["signature"]["status"], "unsigned");
     assert_eq!(j["taint"]["unsigned"], true);
 }
+
+#[test]
+fn trust_store_loading_errors_name_the_file() {
+    if !have_openssl() {
+        return;
+    }
+    let d = tempfile::tempdir().expect("tempdir");
+    let mut s = TrustStore::new();
+    let missing = d.path().join("missing.pem");
+    let e = s.load_path(&missing).expect_err("missing");
+    assert!(matches!(e, modgate_integrity::TrustError::Read { .. }));
+    assert!(e.to_string().contains("missing.pem"), "{e}");
+    let junk = d.path().join("junk.der");
+    std::fs::write(&junk, b"\x30\x03\x02\x01\x01").expect("write");
+    let e = s.load_path(&junk).expect_err("junk");
+    assert_eq!(
+        e.to_string(),
+        format!("{} is not a PEM or DER X.509 certificate", junk.display())
+    );
+    let bad_pem = d.path().join("bad.pem");
+    std::fs::write(
+        &bad_pem,
+        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+    )
+    .expect("write");
+    assert!(s.load_path(&bad_pem).is_err());
+    assert!(s.is_empty());
+    // The same certificate twice (PEM and DER) is kept once; a PEM bundle adds each.
+    let k = keys();
+    let mut s = TrustStore::new();
+    assert_eq!(s.load_path(&k.path("all-trusted.pem")).expect("bundle"), 5);
+    assert_eq!(
+        s.load_path(&k.path("trusted/e-expired.der")).expect("der"),
+        1
+    );
+    assert_eq!(s.len(), 5);
+}
