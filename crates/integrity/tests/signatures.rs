@@ -8,7 +8,10 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
+
+static NEXT: AtomicUsize = AtomicUsize::new(0);
 
 use modgate_integrity::{check, trailer, verify, SignatureStatus, TrustStore, VerifyError};
 
@@ -235,7 +238,9 @@ fn content() -> Vec<u8> {
 fn sign(signer: &str, md: &str, content: &[u8], attrs: bool, certs: bool, keyid: bool) -> Vec<u8> {
     let k = keys();
     let d = k.dir.path();
-    let input = d.join(format!("in-{signer}-{md}-{attrs}-{certs}-{keyid}"));
+    // Tests run in parallel: every signature gets files of its own.
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let input = d.join(format!("in-{n}"));
     std::fs::write(&input, content).expect("test fixture");
     let out = input.with_extension("p7s");
     let (pem, key) = (format!("{signer}.pem"), format!("{signer}.key"));
@@ -260,8 +265,9 @@ fn sign(signer: &str, md: &str, content: &[u8], attrs: bool, certs: bool, keyid:
 /// trusted certificates as possible signers (`-nointern`) and no chain (`-noverify`)?
 fn openssl_accepts(content: &[u8], pkcs7: &[u8], tag: &str) -> bool {
     let d = keys().dir.path();
-    let c = d.join(format!("ref-{tag}.bin"));
-    let s = d.join(format!("ref-{tag}.p7s"));
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let c = d.join(format!("ref-{tag}-{n}.bin"));
+    let s = d.join(format!("ref-{tag}-{n}.p7s"));
     std::fs::write(&c, content).expect("test fixture");
     std::fs::write(&s, pkcs7).expect("test fixture");
     Command::new("openssl")
