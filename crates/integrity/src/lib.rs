@@ -16,7 +16,7 @@
 //! - [`check`]`(image, &store) -> `[`Verdict`]: the whole report of one module image
 //!   (signature status and reason, claimed and verified signer, hash algorithm, sha256,
 //!   vermagic and other modinfo fields, taint flags), serialisable with serde.
-//! - [`verify`]`(image, &store) -> Result<`[`Verified`]`, `[`VerifyError`]`>`: the
+//! - [`verify()`]`(image, &store) -> Result<`[`Verified`]`, `[`VerifyError`]`>`: the
 //!   signature check alone; [`VerifyError::status`] gives the coarse
 //!   [`SignatureStatus`] a policy decides on.
 //! - [`Sha256Pin`]: `sha256:HEX` pins, parsed from policy text and computed with
