@@ -68,6 +68,7 @@
 //! [`extract_certs`] on an xz bzImage takes about 1.7 s: extract once, not per load.
 
 pub mod digest;
+pub mod elf;
 pub mod kernel_image;
 pub mod modinfo;
 pub mod signature;
