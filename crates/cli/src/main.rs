@@ -3,6 +3,7 @@
 mod cli;
 mod commands;
 mod logging;
+mod runc_args;
 mod settings;
 
 use std::ffi::OsString;

@@ -3,8 +3,6 @@
 //! calls in.
 
 pub mod config;
-pub mod doctor;
-pub mod engine;
 pub mod fnmatch;
 pub mod index;
 pub mod lifecycle;
@@ -15,11 +13,9 @@ pub mod plan;
 pub mod policy;
 pub mod request;
 pub mod resolve;
-pub mod runc_args;
 pub mod state;
 pub mod status;
 pub mod unload;
-pub mod wrapper_config;
 
 pub use config::Config;
 pub use moddb::ModuleDb;

@@ -9,11 +9,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use modgate_core::engine::HookCommand;
-use modgate_core::runc_args::{self, RuncArgs};
+use modgate_host::engines::HookCommand;
 use modgate_host::root::Root;
 use modgate_host::wrapper::{self, CONFIG_ENV, RUNTIME_ENV};
 
+use crate::runc_args::{self, RuncArgs};
 use crate::Error;
 
 pub const NAME: &str = "modgate-runtime";

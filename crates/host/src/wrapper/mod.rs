@@ -1,19 +1,24 @@
-//! modgate-runtime's edges: its settings (`/etc/modgate/runtime.toml`), finding the
-//! real runtime, adding modgate's hooks to a bundle's `config.json`, and handing over to
-//! the real runtime with exec(2).
+//! modgate-runtime, the runc-compatible wrapper for engines without hooks.d (Docker,
+//! containerd): its settings (`/etc/modgate/runtime.toml`), finding the real runtime,
+//! adding modgate's hooks to a bundle's `config.json` (read and rewritten through
+//! [`crate::bundle`]), handing over to the real runtime with exec(2), and its doctor check.
+
+pub mod config;
+pub mod inject;
 
 use std::ffi::{OsStr, OsString};
-use std::io::Read;
-use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 
-use modgate_core::engine::{inject, EngineError, HookCommand, STAGES};
-use modgate_core::oci::{ConfigView, MAX_CONFIG_BYTES};
-use modgate_core::wrapper_config::{WrapperConfig, WrapperConfigError};
+use modgate_core::oci::ConfigView;
 
+use crate::bundle::{Bundle, BundleError};
 use crate::configfile::{self, ConfigFileError};
+use crate::doctor::{Check, Status};
+use crate::engines::{EngineError, HookCommand, STAGES};
 use crate::root::Root;
+use crate::which;
+pub use config::{WrapperConfig, WrapperConfigError};
 
 /// The wrapper's settings file, under the root.
 pub const CONFIG_PATH: &str = "etc/modgate/runtime.toml";
@@ -30,26 +35,17 @@ pub enum WrapperError {
     Config(#[from] WrapperConfigError),
     #[error("runtime {name:?} not found in PATH (set runtime in {CONFIG_PATH} or {RUNTIME_ENV})")]
     NotFound { name: String },
-    #[error("bundle {}: cannot read {}", bundle.display(), path.display())]
-    Read {
+    #[error("bundle {}", bundle.display())]
+    Bundle {
         bundle: PathBuf,
-        path: PathBuf,
         #[source]
-        source: std::io::Error,
+        source: BundleError,
     },
-    #[error("bundle {}: {} is larger than {MAX_CONFIG_BYTES} bytes", bundle.display(), path.display())]
-    TooLarge { bundle: PathBuf, path: PathBuf },
     #[error("bundle {}: cannot add modgate's hooks", bundle.display())]
     Inject {
         bundle: PathBuf,
         #[source]
         source: EngineError,
-    },
-    #[error("bundle {}: cannot rewrite its config", bundle.display())]
-    Write {
-        bundle: PathBuf,
-        #[source]
-        source: ConfigFileError,
     },
     #[error("cannot run {}", path.display())]
     Exec {
@@ -76,13 +72,6 @@ pub fn load_config(root: &Root, explicit: Option<&Path>) -> Result<WrapperConfig
     }
 }
 
-fn same_file(a: &Path, b: &Path) -> bool {
-    match (std::fs::metadata(a), std::fs::metadata(b)) {
-        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
-        _ => false,
-    }
-}
-
 /// The real runtime: a path as given, or the first executable of that name in `path`
 /// that is not this program (a wrapper installed as `runc` must not call itself).
 pub fn find_runtime(
@@ -93,16 +82,7 @@ pub fn find_runtime(
     if name.contains('/') {
         return Ok(PathBuf::from(name));
     }
-    let dirs = path.map(std::env::split_paths).into_iter().flatten();
-    for dir in dirs {
-        let candidate = dir.join(name);
-        let executable =
-            std::fs::metadata(&candidate).is_ok_and(|m| m.is_file() && m.mode() & 0o111 != 0);
-        if executable && !same_file(&candidate, this) {
-            return Ok(candidate);
-        }
-    }
-    Err(WrapperError::NotFound {
+    which::in_path(path, name, Some(this)).ok_or_else(|| WrapperError::NotFound {
         name: name.to_string(),
     })
 }
@@ -115,43 +95,27 @@ pub fn prepare_bundle(
     config_name: &str,
     hook: &HookCommand,
 ) -> Result<bool, WrapperError> {
-    let path = bundle.join(config_name);
-    let err = |source| WrapperError::Read {
+    let berr = |source| WrapperError::Bundle {
         bundle: bundle.to_path_buf(),
-        path: path.clone(),
         source,
     };
-    let file = std::fs::File::open(&path).map_err(err)?;
-    let mut data = Vec::new();
-    file.take(MAX_CONFIG_BYTES + 1)
-        .read_to_end(&mut data)
-        .map_err(err)?;
-    if data.len() as u64 > MAX_CONFIG_BYTES {
-        return Err(WrapperError::TooLarge {
-            bundle: bundle.to_path_buf(),
-            path,
-        });
-    }
+    let (dir, config) = Bundle::open_config(bundle, config_name).map_err(berr)?;
     // A config that asks for nothing needs no hook. One whose request is invalid gets
     // the hook, which refuses the container with the reason.
-    if let Ok(view) = ConfigView::parse(&data) {
+    if let Ok(view) = ConfigView::parse(&config.raw) {
         if view.request().is_ok_and(|r| r.is_empty()) {
             return Ok(false);
         }
     }
-    let what = path.display().to_string();
-    let new =
-        inject::add_hooks(&data, hook, &STAGES, &what).map_err(|source| WrapperError::Inject {
-            bundle: bundle.to_path_buf(),
-            source,
-        })?;
-    let Some(new) = new else { return Ok(false) };
-    configfile::write_atomic(&path, new.as_bytes(), 0o644).map_err(|source| {
-        WrapperError::Write {
+    let what = config.path.display().to_string();
+    let new = inject::add_hooks(&config.raw, hook, &STAGES, &what).map_err(|source| {
+        WrapperError::Inject {
             bundle: bundle.to_path_buf(),
             source,
         }
     })?;
+    let Some(new) = new else { return Ok(false) };
+    dir.rewrite(&config, new.as_bytes()).map_err(berr)?;
     Ok(true)
 }
 
@@ -165,6 +129,33 @@ pub fn exec(runtime: &Path, args: &[OsString]) -> WrapperError {
     WrapperError::Exec {
         path: runtime.to_path_buf(),
         source,
+    }
+}
+
+/// `doctor`'s check of the wrapper: its settings, and the runtime it would run.
+pub fn check(root: &Root) -> Check {
+    let name = "runtime wrapper";
+    let config = match load_config(root, None) {
+        Ok(c) => c,
+        Err(e) => {
+            return Check::new(name, Status::Fail, modgate_core::error_line(&e))
+                .fix(format!("correct /{CONFIG_PATH}"))
+        }
+    };
+    let rt = config.runtime(None).to_string();
+    let found = if rt.contains('/') {
+        root.path(&rt).is_file().then(|| rt.clone())
+    } else {
+        which::in_root(root, &rt)
+    };
+    match found {
+        Some(p) => Check::new(name, Status::Ok, format!("modgate-runtime runs {p}")),
+        None => Check::new(
+            name,
+            Status::Fail,
+            format!("modgate-runtime would run {rt:?}, which is not installed"),
+        )
+        .fix(format!("install {rt}, or set runtime in /{CONFIG_PATH}")),
     }
 }
 
@@ -228,6 +219,86 @@ mod tests {
             prepare_bundle(d.path(), "config.json", &hook),
             Err(WrapperError::Inject { .. })
         ));
+    }
+
+    /// The wrapper runs as root on a bundle an engine prepared from a container's
+    /// image and settings: it must never read or write through what stands at
+    /// config.json other than a regular file of the bundle itself.
+    #[test]
+    fn prepare_refuses_links_fifos_and_huge_configs() {
+        let d = tempfile::tempdir().unwrap();
+        let hook = HookCommand::new("/usr/bin/modgate");
+        let host = d.path().join("host.json");
+        let host_text = r#"{"process":{"env":["KERNEL_MODULES=ip_vs"]}}"#;
+        std::fs::write(&host, host_text).unwrap();
+        let b = d.path().join("b");
+        std::fs::create_dir(&b).unwrap();
+        let cfg = b.join("config.json");
+
+        std::os::unix::fs::symlink(&host, &cfg).unwrap();
+        let e = prepare_bundle(&b, "config.json", &hook).unwrap_err();
+        assert!(e.to_string().starts_with("bundle "), "{e}");
+        assert!(
+            modgate_core::error_line(&e).contains("is a symbolic link"),
+            "{e}"
+        );
+        assert_eq!(std::fs::read_to_string(&host).unwrap(), host_text);
+        std::fs::remove_file(&cfg).unwrap();
+
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &cfg,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o644),
+            0,
+        )
+        .unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (b2, h2) = (b.clone(), hook.clone());
+        std::thread::spawn(move || {
+            let _ = tx.send(prepare_bundle(&b2, "config.json", &h2).map_err(|e| e.to_string()));
+        });
+        let got = rx
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .expect("the wrapper hung on a FIFO config.json");
+        assert!(got.is_err(), "{got:?}");
+        std::fs::remove_file(&cfg).unwrap();
+
+        let f = std::fs::File::create(&cfg).unwrap();
+        f.set_len(modgate_core::oci::MAX_CONFIG_BYTES + 1).unwrap();
+        let e = prepare_bundle(&b, "config.json", &hook).unwrap_err();
+        assert!(
+            modgate_core::error_line(&e).contains("is larger than"),
+            "{e}"
+        );
+
+        // crun's --config names a file in the bundle, not a path elsewhere.
+        assert!(prepare_bundle(&b, "../host.json", &hook).is_err());
+        assert_eq!(std::fs::read_to_string(&host).unwrap(), host_text);
+    }
+
+    #[test]
+    fn prepare_replaces_config_without_touching_a_link_target() {
+        // Old behaviour: the rewrite resolved config.json's link and wrote the target
+        // (a host file) with the target's owner and mode.
+        let d = tempfile::tempdir().unwrap();
+        let hook = HookCommand::new("/usr/bin/modgate");
+        let b = d.path().join("b");
+        std::fs::create_dir(&b).unwrap();
+        std::fs::write(
+            b.join("config.json"),
+            r#"{"process":{"env":["KERNEL_MODULES=ip_vs"]}}"#,
+        )
+        .unwrap();
+        std::fs::set_permissions(
+            b.join("config.json"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
+        assert!(prepare_bundle(&b, "config.json", &hook).unwrap());
+        let m = std::fs::symlink_metadata(b.join("config.json")).unwrap();
+        assert!(m.file_type().is_file());
+        assert_eq!(m.permissions().mode() & 0o777, 0o600);
     }
 
     #[test]

@@ -1,13 +1,25 @@
-//! OCI hooks.d files (schema version 1.0.0), read by podman and CRI-O from
+//! podman and CRI-O: OCI hooks.d files (schema version 1.0.0), read from
 //! `/usr/share/containers/oci/hooks.d` and `/etc/containers/oci/hooks.d`. A file holds
 //! one command for a set of stages, and modgate's command names its stage, so there is
 //! one file per stage: `modgate-prestart.json` and `modgate-poststop.json`.
 
+use modgate_core::oci::ANNOTATION;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{is_modgate_path, parse_object, pretty, Edit, EngineError, HookCommand};
-use crate::oci::ANNOTATION;
+use super::plan::{malformed, read};
+use super::{
+    is_modgate_path, parse_object, pretty, Edit, EngineError, HookCommand, HookTarget,
+    InstallError, Plan, Wiring, STAGES,
+};
+use crate::root::Root;
+
+pub const DEFAULT_DIR: &str = "/usr/share/containers/oci/hooks.d";
+/// The directories podman and CRI-O read by default.
+pub const ENGINE_DIRS: [&str; 2] = [
+    "/usr/share/containers/oci/hooks.d",
+    "/etc/containers/oci/hooks.d",
+];
 
 /// When the engine runs the hook.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,6 +119,112 @@ pub fn modgate_hook(text: &str, what: &str) -> Result<Option<Found>, EngineError
         stages: f.stages,
         when,
     }))
+}
+
+pub struct HooksdOptions {
+    pub target: HookTarget,
+    /// Host path of the hooks.d directory.
+    pub dir: String,
+    pub when: When,
+}
+
+pub fn plan(root: &Root, o: &HooksdOptions) -> Result<Plan, InstallError> {
+    let mut plan = Plan::default();
+    let dir = o.dir.trim_end_matches('/');
+    for stage in STAGES {
+        let shown = format!("{dir}/{}", file_name(stage));
+        let existing = read(root, &shown)?;
+        let edit =
+            merge(existing.as_deref(), &o.target.hook, stage, o.when, &shown).map_err(malformed)?;
+        plan.write(root, &shown, edit, existing.is_some(), 0o644);
+    }
+    for p in o.target.problems(root) {
+        plan.notes.push(format!("warning: {p}"));
+    }
+    let hooks_dir = if ENGINE_DIRS.contains(&dir) {
+        String::new()
+    } else {
+        plan.notes.push(format!(
+            "{dir} is not a directory podman or CRI-O reads by default: pass --hooks-dir {dir} to podman, or add it to hooks_dir in crio.conf"
+        ));
+        format!(" --hooks-dir {dir}")
+    };
+    plan.notes.push(match o.when {
+        When::Always => format!(
+            "run containers with: podman{hooks_dir} run --rm -e KERNEL_MODULES=ip_vs busybox true"
+        ),
+        When::Annotation => format!(
+            "run containers with: podman{hooks_dir} run --rm --annotation modgate.io/kernel-modules=ip_vs busybox true\n\
+             (Kubernetes on CRI-O: metadata.annotations: {{modgate.io/kernel-modules: ip_vs}} on the pod)"
+        ),
+    });
+    Ok(plan)
+}
+
+/// modgate's hooks.d files in the directories podman and CRI-O read, added to `w`.
+fn check_files(root: &Root, w: &mut Wiring) {
+    let mut stages_seen: Vec<String> = Vec::new();
+    for dir in ENGINE_DIRS {
+        let Ok(rd) = std::fs::read_dir(root.path(dir)) else {
+            continue;
+        };
+        let mut names: Vec<String> = rd
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".json"))
+            .collect();
+        names.sort();
+        for n in names {
+            let shown = format!("{dir}/{n}");
+            let Ok(Some(text)) = read(root, &shown) else {
+                continue;
+            };
+            match modgate_hook(&text, &shown) {
+                Ok(Some(found)) => {
+                    let when = match found.when {
+                        Some(When::Always) => "always",
+                        Some(When::Annotation) => "with the annotation",
+                        None => "when its conditions match",
+                    };
+                    w.configured.push(format!(
+                        "{shown} runs {} at {} ({when})",
+                        found.path,
+                        found.stages.join(", ")
+                    ));
+                    w.runs(root, &found.path);
+                    stages_seen.extend(found.stages);
+                }
+                Ok(None) => {}
+                Err(e) if n.starts_with("modgate") => w.problems.push(modgate_core::error_line(&e)),
+                Err(_) => {}
+            }
+        }
+    }
+    if !w.configured.is_empty() && !stages_seen.iter().any(|s| s == STAGES[0]) {
+        w.problems
+            .push("no modgate hook at prestart in hooks.d".into());
+    }
+}
+
+/// How modgate is wired into podman and CRI-O (both read the same hooks.d files).
+pub fn wirings(root: &Root) -> Vec<Wiring> {
+    let mut files = Wiring::default();
+    check_files(root, &mut files);
+    [
+        ("podman", "podman", "/etc/containers"),
+        ("CRI-O", "crio", "/etc/crio"),
+    ]
+    .into_iter()
+    .map(|(name, bin, config)| Wiring {
+        configured: files.configured.clone(),
+        problems: files.problems.clone(),
+        ..Wiring::new(
+            name,
+            super::check::installed(root, bin, config),
+            "modgate install hooks-d",
+        )
+    })
+    .collect()
 }
 
 #[cfg(test)]

@@ -1,11 +1,21 @@
-//! iSulad's hook spec (`isula run --hook-spec FILE`, or the daemon-wide `hook-spec` of
-//! `daemon.json`): `{"prestart":[{"path","args","env","timeout"}],"poststart":[...],
-//! "poststop":[...]}`. modgate adds one entry to prestart and one to poststop and
-//! leaves every other entry and key alone.
+//! iSulad: a hook spec for `isula run --hook-spec FILE`, or modgate's entries merged
+//! into the daemon-wide spec that `hook-spec` in `/etc/isulad/daemon.json` names. A spec
+//! is `{"prestart":[{"path","args","env","timeout"}],"poststart":[...],"poststop":[...]}`;
+//! modgate adds one entry to prestart and one to poststop and leaves every other entry
+//! and key alone.
 
 use serde_json::Value;
 
-use super::{edit_object, is_modgate_path, place_entry, Edit, EngineError, HookCommand, STAGES};
+use super::plan::{malformed, read};
+use super::{
+    edit_object, is_modgate_path, place_entry, Edit, EngineError, HookCommand, HookTarget,
+    InstallError, Plan, Wiring, STAGES,
+};
+use crate::root::Root;
+
+pub const DEFAULT_OUTPUT: &str = "/etc/modgate/isulad-hookspec.json";
+pub const DAEMON_JSON: &str = "/etc/isulad/daemon.json";
+pub const DEFAULT_DAEMON_SPEC: &str = "/etc/default/isulad/hooks/default.json";
 
 /// The hook spec with modgate's entries in place.
 pub fn merge(existing: Option<&str>, hook: &HookCommand, what: &str) -> Result<Edit, EngineError> {
@@ -64,6 +74,107 @@ pub fn daemon_spec_path(daemon_json: &str, what: &str) -> Result<Option<String>,
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
         .map(str::to_string))
+}
+
+pub struct IsuladOptions {
+    pub target: HookTarget,
+    /// Where to write the per-container spec (host path).
+    pub output: String,
+    /// Merge into the daemon-wide spec instead.
+    pub daemon_default: bool,
+}
+
+pub fn plan(root: &Root, o: &IsuladOptions) -> Result<Plan, InstallError> {
+    let mut plan = Plan::default();
+    let spec_path = if o.daemon_default {
+        let daemon = read(root, DAEMON_JSON)?;
+        let named = match &daemon {
+            Some(t) => daemon_spec_path(t, DAEMON_JSON).map_err(malformed)?,
+            None => None,
+        };
+        let spec = named
+            .clone()
+            .unwrap_or_else(|| DEFAULT_DAEMON_SPEC.to_string());
+        match (&daemon, &named) {
+            (Some(t), None) => {
+                let edit = daemon_json_with_spec(t, &spec, DAEMON_JSON).map_err(malformed)?;
+                plan.write(root, DAEMON_JSON, edit, true, 0o644);
+            }
+            (None, _) => plan.notes.push(format!(
+                "no {DAEMON_JSON}: set \"hook-spec\": \"{spec}\" in iSulad's daemon configuration"
+            )),
+            _ => {}
+        }
+        spec
+    } else {
+        o.output.clone()
+    };
+    let existing = read(root, &spec_path)?;
+    let edit = merge(existing.as_deref(), &o.target.hook, &spec_path).map_err(malformed)?;
+    plan.write(root, &spec_path, edit, existing.is_some(), 0o644);
+
+    for p in o.target.problems(root) {
+        plan.notes
+            .push(format!("warning: iSulad will refuse this hook: {p}"));
+    }
+    if o.daemon_default {
+        plan.notes
+            .push("restart iSulad to apply: systemctl restart isulad".into());
+        plan.notes
+            .push("then: isula run --rm -e KERNEL_MODULES=ip_vs busybox true".into());
+    } else {
+        plan.notes.push(format!(
+            "run containers with: isula run --rm --hook-spec {spec_path} -e KERNEL_MODULES=ip_vs busybox true"
+        ));
+    }
+    Ok(plan)
+}
+
+/// modgate's entries in one hook spec, added to the engine's wiring.
+fn check_spec(root: &Root, spec: &str, w: &mut Wiring) {
+    let Ok(Some(text)) = read(root, spec) else {
+        return;
+    };
+    match modgate_hooks(&text, spec) {
+        Err(e) => w.problems.push(modgate_core::error_line(&e)),
+        Ok(found) if found.is_empty() => {}
+        Ok(found) => {
+            let mut stages: Vec<&str> = found.iter().map(|(s, _)| s.as_str()).collect();
+            stages.dedup();
+            let mut paths: Vec<&str> = found.iter().map(|(_, p)| p.as_str()).collect();
+            paths.sort_unstable();
+            paths.dedup();
+            w.configured.push(format!(
+                "{spec} runs {} at {}",
+                paths.join(", "),
+                stages.join(", ")
+            ));
+            for p in paths {
+                w.runs(root, p);
+            }
+        }
+    }
+}
+
+/// How modgate is wired into iSulad: its own spec, the daemon-wide spec, and the
+/// syscontainer-tools hook slot.
+pub fn wiring(root: &Root) -> Wiring {
+    let mut w = Wiring::new(
+        "iSulad",
+        super::check::installed(root, "isulad", DAEMON_JSON),
+        "modgate install isulad",
+    );
+    check_spec(root, DEFAULT_OUTPUT, &mut w);
+    let daemon_spec = read(root, DAEMON_JSON)
+        .ok()
+        .flatten()
+        .and_then(|t| daemon_spec_path(&t, DAEMON_JSON).ok().flatten())
+        .unwrap_or_else(|| DEFAULT_DAEMON_SPEC.to_string());
+    if daemon_spec != DEFAULT_OUTPUT {
+        check_spec(root, &daemon_spec, &mut w);
+    }
+    super::syscontainer::check(root, &mut w);
+    w
 }
 
 #[cfg(test)]

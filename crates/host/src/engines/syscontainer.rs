@@ -2,7 +2,7 @@
 //! modgate (which behaves as the old hook when called by that name), so every existing
 //! hookspec.json keeps working; `--revert` puts the old binary back.
 
-use super::{Action, HookTarget, InstallError, Plan};
+use super::{is_modgate_path, Action, HookTarget, InstallError, Plan, Wiring};
 use crate::configfile::backup_path;
 use crate::root::Root;
 
@@ -56,4 +56,15 @@ pub fn plan(root: &Root, target: &HookTarget, revert: bool) -> Result<Plan, Inst
             .into(),
     );
     Ok(plan)
+}
+
+/// The hook slot, when it links to modgate, added to iSulad's wiring.
+pub fn check(root: &Root, w: &mut Wiring) {
+    if let Ok(target) = std::fs::read_link(root.path(HOOK)) {
+        let target = target.display().to_string();
+        if is_modgate_path(&target, "") {
+            w.configured.push(format!("{HOOK} links to {target}"));
+            w.runs(root, &target);
+        }
+    }
 }

@@ -1,10 +1,14 @@
-//! containerd's `/etc/containerd/config.toml`: a CRI runtime whose `BinaryName` is
-//! modgate's wrapper, edited with `toml_edit` so comments and layout survive, and the
-//! Kubernetes RuntimeClass that selects it.
+//! containerd: a CRI runtime in `/etc/containerd/config.toml` whose `BinaryName` is
+//! modgate's wrapper (edited with `toml_edit` so comments and layout survive), printed
+//! or, with `--write`, merged in; and the Kubernetes RuntimeClass that selects it.
 
 use toml_edit::{value, DocumentMut, Item, Table};
 
-use super::{is_wrapper_path, Edit, EngineError, RUNTIME_NAME};
+use super::plan::{malformed, read};
+use super::{is_wrapper_path, Edit, EngineError, InstallError, Plan, Wiring, RUNTIME_NAME};
+use crate::root::Root;
+
+pub const CONFIG_TOML: &str = "/etc/containerd/config.toml";
 
 /// Where the CRI plugin's runtimes live, per config `version`.
 fn runtimes_path(version: i64) -> [&'static str; 4] {
@@ -169,6 +173,59 @@ pub fn modgate_runtime(text: &str, what: &str) -> Result<Option<(String, String)
         }
     }
     Ok(None)
+}
+
+pub struct ContainerdOptions {
+    pub wrapper: String,
+    pub write: bool,
+}
+
+pub fn plan(root: &Root, o: &ContainerdOptions) -> Result<Plan, InstallError> {
+    let mut plan = Plan::default();
+    let existing = read(root, CONFIG_TOML)?;
+    if o.write {
+        let edit = merge(existing.as_deref(), &o.wrapper, CONFIG_TOML).map_err(malformed)?;
+        plan.write(root, CONFIG_TOML, edit, existing.is_some(), 0o644);
+        plan.notes
+            .push("restart containerd to apply: systemctl restart containerd".into());
+    } else {
+        let snippet = snippet(existing.as_deref(), &o.wrapper, CONFIG_TOML).map_err(malformed)?;
+        plan.notes.push(format!(
+            "add to {CONFIG_TOML} (or run again with --write), then restart containerd:\n{snippet}"
+        ));
+    }
+    plan.wrapper_note(root, &o.wrapper);
+    plan.notes.push(format!(
+        "Kubernetes: apply this RuntimeClass and set runtimeClassName: modgate on the pod:\n{}",
+        runtime_class()
+    ));
+    plan.notes.push(format!(
+        "or directly: ctr run --rm --runc-binary {} --env KERNEL_MODULES=ip_vs docker.io/library/busybox:latest demo true",
+        o.wrapper
+    ));
+    Ok(plan)
+}
+
+/// How modgate is wired into containerd.
+pub fn wiring(root: &Root) -> Wiring {
+    let mut w = Wiring::new(
+        "containerd",
+        super::check::installed(root, "containerd", CONFIG_TOML),
+        "modgate install containerd --write",
+    );
+    if let Ok(Some(text)) = read(root, CONFIG_TOML) {
+        match modgate_runtime(&text, CONFIG_TOML) {
+            Ok(Some((name, bin))) => {
+                w.configured.push(format!(
+                    "{CONFIG_TOML} has runtime {name} with BinaryName {bin}"
+                ));
+                w.runs(root, &bin);
+            }
+            Ok(None) => {}
+            Err(e) => w.problems.push(modgate_core::error_line(&e)),
+        }
+    }
+    w
 }
 
 #[cfg(test)]
