@@ -17,6 +17,9 @@ fn main() -> ExitCode {
     if let Some(args) = commands::runtime::invoked_as_wrapper() {
         return commands::runtime::main(args);
     }
+    if let Some((argv, original)) = commands::syscontainer_hooks::chained() {
+        return commands::syscontainer_hooks::main(argv, original);
+    }
     let cli = cli::Cli::parse_from(args());
     match run(&cli) {
         Ok(code) => code,
@@ -32,7 +35,8 @@ fn main() -> ExitCode {
 }
 
 /// Invoked as `syscontainer-hooks` (a link left where syscontainer-tools installed its
-/// hook), behave as `modgate hook` so existing hook specs keep working.
+/// hook) with no original hook to run after it, behave as `modgate hook` so existing
+/// hook specs keep working.
 fn args() -> Vec<OsString> {
     let mut args: Vec<OsString> = std::env::args_os().collect();
     let argv0 = args.first().map(|a| {

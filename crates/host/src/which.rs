@@ -55,7 +55,10 @@ pub fn in_path(path: Option<&OsStr>, name: &str, skip: Option<&Path>) -> Option<
 pub fn in_root(root: &Root, name: &str) -> Option<String> {
     BIN_DIRS
         .iter()
-        .find(|d| root.path(d).join(name).is_file())
+        .find(|d| {
+            root.resolve(&format!("{d}/{name}"))
+                .is_ok_and(|p| p.is_file())
+        })
         .map(|d| format!("/{d}/{name}"))
 }
 

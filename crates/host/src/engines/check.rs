@@ -45,18 +45,25 @@ fn problems_of(path: &str, meta: Option<FileMeta>) -> Vec<String> {
 /// Why an engine would refuse to run the executable at host path `path` under the root
 /// (links followed, as an engine's `stat` does); empty when fine.
 pub fn exec_problems(root: &Root, path: &str) -> Vec<String> {
-    let meta = std::fs::metadata(root.path(path)).ok().map(|m| FileMeta {
-        uid: m.uid(),
-        mode: m.mode(),
-        is_file: m.is_file(),
-    });
+    let meta = root
+        .resolve(path)
+        .and_then(std::fs::metadata)
+        .ok()
+        .map(|m| FileMeta {
+            uid: m.uid(),
+            mode: m.mode(),
+            is_file: m.is_file(),
+        });
     problems_of(path, meta)
 }
 
 /// What shows an engine is installed: its binary in the usual directories, or its
 /// configuration file (host paths).
 pub fn installed(root: &Root, bin: &str, config: &str) -> Option<String> {
-    which::in_root(root, bin).or_else(|| root.path(config).exists().then(|| config.to_string()))
+    which::in_root(root, bin).or_else(|| {
+        let there = root.resolve(config).is_ok_and(|p| p.exists());
+        there.then(|| config.to_string())
+    })
 }
 
 /// One container engine: whether it is there and how modgate is wired into it.

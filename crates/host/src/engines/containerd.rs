@@ -185,7 +185,7 @@ pub fn plan(root: &Root, o: &ContainerdOptions) -> Result<Plan, InstallError> {
     let existing = read(root, CONFIG_TOML)?;
     if o.write {
         let edit = merge(existing.as_deref(), &o.wrapper, CONFIG_TOML).map_err(malformed)?;
-        plan.write(root, CONFIG_TOML, edit, existing.is_some(), 0o644);
+        plan.write(root, CONFIG_TOML, edit, existing.is_some(), 0o644)?;
         plan.notes
             .push("restart containerd to apply: systemctl restart containerd".into());
     } else {

@@ -65,7 +65,7 @@ pub fn plan(root: &Root, o: &DockerOptions) -> Result<Plan, InstallError> {
     let mut plan = Plan::default();
     let existing = read(root, DAEMON_JSON)?;
     let edit = merge(existing.as_deref(), &o.wrapper, o.default, DAEMON_JSON).map_err(malformed)?;
-    plan.write(root, DAEMON_JSON, edit, existing.is_some(), 0o644);
+    plan.write(root, DAEMON_JSON, edit, existing.is_some(), 0o644)?;
     plan.wrapper_note(root, &o.wrapper);
     plan.notes
         .push("reload Docker to apply: systemctl reload docker".into());

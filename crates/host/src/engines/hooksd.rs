@@ -136,7 +136,7 @@ pub fn plan(root: &Root, o: &HooksdOptions) -> Result<Plan, InstallError> {
         let existing = read(root, &shown)?;
         let edit =
             merge(existing.as_deref(), &o.target.hook, stage, o.when, &shown).map_err(malformed)?;
-        plan.write(root, &shown, edit, existing.is_some(), 0o644);
+        plan.write(root, &shown, edit, existing.is_some(), 0o644)?;
     }
     for p in o.target.problems(root) {
         plan.notes.push(format!("warning: {p}"));
@@ -165,7 +165,7 @@ pub fn plan(root: &Root, o: &HooksdOptions) -> Result<Plan, InstallError> {
 fn check_files(root: &Root, w: &mut Wiring) {
     let mut stages_seen: Vec<String> = Vec::new();
     for dir in ENGINE_DIRS {
-        let Ok(rd) = std::fs::read_dir(root.path(dir)) else {
+        let Ok(rd) = root.resolve(dir).and_then(std::fs::read_dir) else {
             continue;
         };
         let mut names: Vec<String> = rd

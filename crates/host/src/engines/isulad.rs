@@ -98,7 +98,7 @@ pub fn plan(root: &Root, o: &IsuladOptions) -> Result<Plan, InstallError> {
         match (&daemon, &named) {
             (Some(t), None) => {
                 let edit = daemon_json_with_spec(t, &spec, DAEMON_JSON).map_err(malformed)?;
-                plan.write(root, DAEMON_JSON, edit, true, 0o644);
+                plan.write(root, DAEMON_JSON, edit, true, 0o644)?;
             }
             (None, _) => plan.notes.push(format!(
                 "no {DAEMON_JSON}: set \"hook-spec\": \"{spec}\" in iSulad's daemon configuration"
@@ -111,7 +111,7 @@ pub fn plan(root: &Root, o: &IsuladOptions) -> Result<Plan, InstallError> {
     };
     let existing = read(root, &spec_path)?;
     let edit = merge(existing.as_deref(), &o.target.hook, &spec_path).map_err(malformed)?;
-    plan.write(root, &spec_path, edit, existing.is_some(), 0o644);
+    plan.write(root, &spec_path, edit, existing.is_some(), 0o644)?;
 
     for p in o.target.problems(root) {
         plan.notes

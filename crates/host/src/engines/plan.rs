@@ -62,10 +62,17 @@ pub struct Plan {
 
 impl Plan {
     /// Adds a file write when the edit changed something.
-    pub(crate) fn write(&mut self, root: &Root, shown: &str, edit: Edit, existed: bool, mode: u32) {
+    pub(crate) fn write(
+        &mut self,
+        root: &Root,
+        shown: &str,
+        edit: Edit,
+        existed: bool,
+        mode: u32,
+    ) -> Result<(), InstallError> {
         if edit.changed {
             self.actions.push(Action::Write {
-                path: root.path(shown),
+                path: under(root, shown)?,
                 shown: shown.to_string(),
                 text: edit.text,
                 existed,
@@ -74,11 +81,12 @@ impl Plan {
         } else {
             self.unchanged.push(shown.to_string());
         }
+        Ok(())
     }
 
     /// Warns when the runtime wrapper is not there (yet).
     pub(crate) fn wrapper_note(&mut self, root: &Root, wrapper: &str) {
-        if std::fs::metadata(root.path(wrapper)).is_err() {
+        if root.resolve(wrapper).and_then(std::fs::metadata).is_err() {
             self.notes.push(format!(
                 "warning: {wrapper} does not exist: link it to modgate (ln -s modgate {wrapper}) or give --wrapper"
             ));
@@ -201,7 +209,16 @@ impl HookTarget {
 
 /// Reads a file under the root; a file that is not text is refused like a malformed one.
 pub(crate) fn read(root: &Root, shown: &str) -> Result<Option<String>, InstallError> {
-    Ok(configfile::read_optional(&root.path(shown))?)
+    Ok(configfile::read_optional(&under(root, shown)?)?)
+}
+
+/// Where host path `shown` is under the root, links resolved inside it (with `--root`,
+/// a link to `/etc/...` means the root's `/etc`, never the running host's).
+pub(crate) fn under(root: &Root, shown: &str) -> Result<PathBuf, ConfigFileError> {
+    root.resolve(shown).map_err(|source| ConfigFileError::Read {
+        path: root.path(shown),
+        source,
+    })
 }
 
 pub(crate) fn malformed(source: EngineError) -> InstallError {
