@@ -92,7 +92,53 @@ fn set_str(t: &mut Table, key: &str, v: &str) {
     }
 }
 
-/// The config with the `modgate` runtime in place.
+/// The annotations containerd's CRI plugin copies into the OCI config of the runtime's
+/// containers: a pod asks with `modgate.io/kernel-modules`, and without this the key
+/// never reaches the bundle.
+const ANNOTATIONS: &str = "modgate.io/*";
+/// containerd's built-in default runtime: `default_runtime_name` when unset, and the
+/// only runtime a config without a `runtimes` table has.
+const DEFAULT_RUNTIME: &str = "runc";
+const RUNC_V2: &str = "io.containerd.runc.v2";
+
+fn add_to_array(
+    t: &mut Table,
+    key: &str,
+    v: &str,
+    what: &str,
+    at: &str,
+) -> Result<(), EngineError> {
+    let item = t
+        .entry(key)
+        .or_insert_with(|| value(toml_edit::Array::new()));
+    let arr = item.as_array_mut().ok_or_else(|| EngineError::Shape {
+        what: what.to_string(),
+        reason: format!("{at}{key} is not a list"),
+    })?;
+    if !arr.iter().any(|x| x.as_str() == Some(v)) {
+        arr.push(v);
+    }
+    Ok(())
+}
+
+/// Whether the config leaves the default runtime to containerd's built-in `runc`
+/// entry: a `runtimes` table of our own would replace that entry, and the CRI plugin
+/// then fails with "no corresponding runtime configured in containerd.runtimes for
+/// default_runtime_name".
+fn needs_runc(containerd: &Table) -> bool {
+    let default = containerd
+        .get("default_runtime_name")
+        .and_then(Item::as_str)
+        .unwrap_or(DEFAULT_RUNTIME);
+    let defined = containerd
+        .get("runtimes")
+        .and_then(Item::as_table_like)
+        .is_some_and(|r| r.contains_key(default));
+    default == DEFAULT_RUNTIME && !defined
+}
+
+/// The config with the `modgate` runtime in place (and containerd's default `runc`
+/// runtime written out when the config relied on it).
 pub fn merge(existing: Option<&str>, wrapper: &str, what: &str) -> Result<Edit, EngineError> {
     let text = existing.unwrap_or("");
     let blank = text.trim().is_empty();
@@ -105,12 +151,25 @@ pub fn merge(existing: Option<&str>, wrapper: &str, what: &str) -> Result<Edit, 
     let mut next = max_position(doc.as_table()) + 1;
     let mut t = doc.as_table_mut();
     let mut at = String::new();
-    for key in runtimes_path(version).into_iter().chain([RUNTIME_NAME]) {
+    let [plugins, cri, containerd, runtimes] = runtimes_path(version);
+    for key in [plugins, cri, containerd] {
         t = table_at(t, key, what, &at)?;
         at.push_str(&format!("{key}."));
     }
+    let runc = needs_runc(t);
+    let t = table_at(t, runtimes, what, &at)?;
+    at.push_str(&format!("{runtimes}."));
+    if runc {
+        let r = table_at(t, DEFAULT_RUNTIME, what, &at)?;
+        place(r, &mut next);
+        set_str(r, "runtime_type", RUNC_V2);
+    }
+    let t = table_at(t, RUNTIME_NAME, what, &at)?;
+    at.push_str(&format!("{RUNTIME_NAME}."));
     place(t, &mut next);
-    set_str(t, "runtime_type", "io.containerd.runc.v2");
+    set_str(t, "runtime_type", RUNC_V2);
+    add_to_array(t, "pod_annotations", ANNOTATIONS, what, &at)?;
+    add_to_array(t, "container_annotations", ANNOTATIONS, what, &at)?;
     let options = table_at(t, "options", what, &at)?;
     place(options, &mut next);
     set_str(options, "BinaryName", wrapper);
@@ -127,8 +186,15 @@ pub fn merge(existing: Option<&str>, wrapper: &str, what: &str) -> Result<Edit, 
 /// What to add by hand, for a config of this version (printed without `--write`).
 pub fn snippet(existing: Option<&str>, wrapper: &str, what: &str) -> Result<String, EngineError> {
     let blank = existing.is_none_or(|t| t.trim().is_empty());
-    let version = version_of(&parse(existing.unwrap_or(""), what)?, blank, what)?;
-    let key = runtimes_path(version)
+    let doc = parse(existing.unwrap_or(""), what)?;
+    let version = version_of(&doc, blank, what)?;
+    let path = runtimes_path(version);
+    let mut item: Option<&Item> = Some(doc.as_item());
+    for k in &path[..3] {
+        item = item.and_then(|i| i.get(k));
+    }
+    let runc = item.and_then(Item::as_table).is_none_or(needs_runc);
+    let key = path
         .iter()
         .map(|k| {
             if k.contains('.') {
@@ -139,9 +205,16 @@ pub fn snippet(existing: Option<&str>, wrapper: &str, what: &str) -> Result<Stri
         })
         .collect::<Vec<_>>()
         .join(".");
-    Ok(format!(
-        "[{key}.{RUNTIME_NAME}]\n  runtime_type = \"io.containerd.runc.v2\"\n[{key}.{RUNTIME_NAME}.options]\n  BinaryName = {wrapper:?}\n"
-    ))
+    let mut out = String::new();
+    if runc {
+        out.push_str(&format!(
+            "[{key}.{DEFAULT_RUNTIME}]\n  runtime_type = \"{RUNC_V2}\"\n"
+        ));
+    }
+    out.push_str(&format!(
+        "[{key}.{RUNTIME_NAME}]\n  runtime_type = \"{RUNC_V2}\"\n  pod_annotations = [\"{ANNOTATIONS}\"]\n  container_annotations = [\"{ANNOTATIONS}\"]\n[{key}.{RUNTIME_NAME}.options]\n  BinaryName = {wrapper:?}\n"
+    ));
+    Ok(out)
 }
 
 /// The RuntimeClass that sends a pod to the `modgate` runtime handler.
@@ -325,10 +398,15 @@ mod tests {
     #[test]
     fn snippet_and_runtime_class() {
         let s = snippet(Some(DEBIAN), W, "c").unwrap();
+        let key = "plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes";
         assert_eq!(
             s,
-            format!("[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.modgate]\n  runtime_type = \"io.containerd.runc.v2\"\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.modgate.options]\n  BinaryName = \"{W}\"\n")
+            format!("[{key}.runc]\n  runtime_type = \"io.containerd.runc.v2\"\n[{key}.modgate]\n  runtime_type = \"io.containerd.runc.v2\"\n  pod_annotations = [\"modgate.io/*\"]\n  container_annotations = [\"modgate.io/*\"]\n[{key}.modgate.options]\n  BinaryName = \"{W}\"\n")
         );
+        // A config that names its runtimes needs no runc entry from us.
+        let full =
+            "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc]\n";
+        assert!(!snippet(Some(full), W, "c").unwrap().contains(".runc]"));
         // The snippet, appended, is what merge writes.
         let appended = format!("{DEBIAN}{s}");
         assert_eq!(
@@ -337,5 +415,83 @@ mod tests {
         );
         assert!(runtime_class().contains("handler: modgate\n"));
         assert_eq!(modgate_runtime(DEBIAN, "c").unwrap(), None);
+    }
+
+    fn runtimes(text: &str) -> toml::Table {
+        let t: toml::Table = toml::from_str(text).unwrap();
+        t["plugins"]["io.containerd.grpc.v1.cri"]["containerd"]["runtimes"]
+            .as_table()
+            .unwrap()
+            .clone()
+    }
+
+    #[test]
+    fn pod_annotations_reach_the_runtime() {
+        let e = merge(Some(DEBIAN), W, "c").unwrap();
+        let rt = runtimes(&e.text);
+        for key in ["pod_annotations", "container_annotations"] {
+            assert_eq!(
+                rt["modgate"][key].as_array().unwrap(),
+                &[toml::Value::from("modgate.io/*")],
+                "{key}"
+            );
+        }
+        // An operator's own patterns are kept, ours added once.
+        let mine = "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.modgate]\npod_annotations = [\"example.com/*\"]\n";
+        let rt = runtimes(&merge(Some(mine), W, "c").unwrap().text);
+        assert_eq!(
+            rt["modgate"]["pod_annotations"].as_array().unwrap(),
+            &[
+                toml::Value::from("example.com/*"),
+                toml::Value::from("modgate.io/*")
+            ]
+        );
+        assert!(merge(Some(&e.text), W, "c").unwrap().text == e.text);
+        let bad = "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.modgate]\npod_annotations = \"x\"\n";
+        assert!(merge(Some(bad), W, "c").is_err());
+    }
+
+    #[test]
+    fn the_default_runc_runtime_is_written_out_when_relied_on() {
+        // (config, whether merge adds runtimes.runc)
+        let cases: &[(&str, bool)] = &[
+            // Debian's stock file: the CRI plugin's runtimes are all defaults.
+            (DEBIAN, true),
+            ("", true),
+            ("version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd]\n  snapshotter = \"native\"\n", true),
+            ("version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd]\n  default_runtime_name = \"runc\"\n", true),
+            // Defined already, or another default the operator configured.
+            ("version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc]\n  runtime_type = \"io.containerd.runc.v2\"\n  [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc.options]\n    SystemdCgroup = true\n", false),
+            ("version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd]\n  default_runtime_name = \"crun\"\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.crun]\n  runtime_type = \"io.containerd.runc.v2\"\n", false),
+        ];
+        for (input, adds) in cases {
+            let e = merge(Some(input), W, "c").unwrap();
+            let rt = runtimes(&e.text);
+            let has = rt.contains_key("runc");
+            let had = runtimes_or_empty(input).contains_key("runc");
+            assert_eq!(has && !had, *adds, "{input}\n->\n{}", e.text);
+            if *adds {
+                assert_eq!(
+                    rt["runc"]["runtime_type"].as_str(),
+                    Some("io.containerd.runc.v2")
+                );
+            }
+            // An operator's runc settings are never touched.
+            if input.contains("SystemdCgroup") {
+                assert_eq!(rt["runc"]["options"]["SystemdCgroup"].as_bool(), Some(true));
+            }
+            assert!(!merge(Some(&e.text), W, "c").unwrap().changed, "{}", e.text);
+        }
+    }
+
+    fn runtimes_or_empty(text: &str) -> toml::Table {
+        let t: toml::Table = toml::from_str(text).unwrap();
+        t.get("plugins")
+            .and_then(|p| p.get("io.containerd.grpc.v1.cri"))
+            .and_then(|c| c.get("containerd"))
+            .and_then(|c| c.get("runtimes"))
+            .and_then(|r| r.as_table())
+            .cloned()
+            .unwrap_or_default()
     }
 }
