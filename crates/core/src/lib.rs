@@ -1,6 +1,7 @@
-//! modgate's pure core: everything that decides, as plain functions over bytes and
-//! strings. No file access and no syscalls here; `modgate-host` reads the files and
-//! calls in.
+//! modgate's core: the formats and rules, as plain functions over bytes and strings
+//! (kmod's indexes and `modprobe.d`, the resolver and plans, requests, the policy, the
+//! OCI fields the hook reads, the records of the state store). No file access, no
+//! syscalls, no container engine here; `modgate-host` reads the files and calls in.
 
 pub mod config;
 pub mod fnmatch;

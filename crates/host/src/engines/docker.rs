@@ -179,4 +179,36 @@ mod tests {
         );
         assert_eq!(modgate_runtime("{}", "d").unwrap(), None);
     }
+
+    #[test]
+    fn the_wrapper_is_looked_for_inside_the_root() {
+        let d = tempfile::tempdir().unwrap();
+        let root = Root::new(d.path());
+        let o = DockerOptions {
+            wrapper: W.into(),
+            default: false,
+        };
+        let warned = |p: &Plan| {
+            p.notes
+                .iter()
+                .any(|n| n.starts_with("warning: ") && n.contains(W))
+        };
+        assert!(warned(&plan(&root, &o).unwrap()));
+        // An absolute link, as `make install` makes it, resolved inside the root.
+        let bin = d.path().join("usr/local/bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::os::unix::fs::symlink("/usr/local/bin/modgate", bin.join("modgate-runtime")).unwrap();
+        assert!(warned(&plan(&root, &o).unwrap()));
+        std::fs::write(bin.join("modgate"), "").unwrap();
+        let p = plan(&root, &o).unwrap();
+        assert!(!warned(&p), "{:?}", p.notes);
+        // The file it writes is named as on the host, and lands under the root.
+        match &p.actions[..] {
+            [super::super::Action::Write { path, shown, .. }] => {
+                assert_eq!(shown, DAEMON_JSON);
+                assert_eq!(path, &d.path().join("etc/docker/daemon.json"));
+            }
+            a => panic!("{a:?}"),
+        }
+    }
 }
