@@ -289,4 +289,44 @@ mod tests {
         assert_eq!(modgate_hook(other, "f").unwrap(), None);
         assert!(modgate_hook("nope", "f").is_err());
     }
+
+    #[test]
+    fn install_then_doctor_on_a_temp_root() {
+        use crate::doctor::Status;
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let root = Root::new(d.path());
+        let bin = d.path().join("usr/local/bin/modgate");
+        std::fs::create_dir_all(bin.parent().unwrap()).unwrap();
+        std::fs::write(&bin, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(d.path().join("usr/local/bin/podman"), "").unwrap();
+        let status = |name: &str| {
+            wirings(&root)
+                .into_iter()
+                .find(|w| w.name == name)
+                .unwrap()
+                .check()
+        };
+        assert_eq!(status("podman").status, Status::Warn);
+        assert_eq!(status("CRI-O").status, Status::Skip);
+        let o = HooksdOptions {
+            target: HookTarget { hook: hook() },
+            dir: DEFAULT_DIR.into(),
+            when: When::Always,
+        };
+        plan(&root, &o).unwrap().apply().unwrap();
+        let c = status("podman");
+        assert_eq!(c.status, Status::Ok, "{c:?}");
+        assert!(
+            c.detail
+                .contains("modgate-prestart.json runs /usr/local/bin/modgate at prestart (always)"),
+            "{c:?}"
+        );
+        // Without its prestart file, modgate would never load anything.
+        std::fs::remove_file(root.path(&format!("{DEFAULT_DIR}/modgate-prestart.json"))).unwrap();
+        let c = status("podman");
+        assert_eq!(c.status, Status::Fail, "{c:?}");
+        assert!(c.detail.contains("no modgate hook at prestart"), "{c:?}");
+    }
 }

@@ -260,4 +260,37 @@ mod tests {
         );
         assert_eq!(daemon_spec_path("{}", "d").unwrap(), None);
     }
+
+    #[test]
+    fn daemon_default_install_then_doctor() {
+        use crate::doctor::Status;
+        let d = tempfile::tempdir().unwrap();
+        let root = Root::new(d.path());
+        let w = |rel: &str, text: &str| {
+            let p = d.path().join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        };
+        w("etc/isulad/daemon.json", r#"{"group": "isula"}"#);
+        assert_eq!(wiring(&root).check().status, Status::Warn);
+        let o = IsuladOptions {
+            target: HookTarget { hook: hook() },
+            output: DEFAULT_OUTPUT.into(),
+            daemon_default: true,
+        };
+        plan(&root, &o).unwrap().apply().unwrap();
+        assert_eq!(
+            daemon_spec_path(
+                &std::fs::read_to_string(root.path(DAEMON_JSON)).unwrap(),
+                "d"
+            )
+            .unwrap()
+            .as_deref(),
+            Some(DEFAULT_DAEMON_SPEC)
+        );
+        // The hook's binary is missing from this root: wired, but iSulad would refuse it.
+        let c = wiring(&root).check();
+        assert_eq!(c.status, Status::Fail, "{c:?}");
+        assert_eq!(c.detail, "/usr/local/bin/modgate does not exist");
+    }
 }
