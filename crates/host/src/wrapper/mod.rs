@@ -277,28 +277,54 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&host).unwrap(), host_text);
     }
 
+    /// The finding this guards against: a container's bundle whose config.json an
+    /// attacker keeps swapping between a regular file and a link to a host file. The
+    /// old wrapper read through the link and rewrote the link's target as root.
     #[test]
-    fn prepare_replaces_config_without_touching_a_link_target() {
-        // Old behaviour: the rewrite resolved config.json's link and wrote the target
-        // (a host file) with the target's owner and mode.
+    fn prepare_never_writes_through_a_swapped_link() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
         let d = tempfile::tempdir().unwrap();
         let hook = HookCommand::new("/usr/bin/modgate");
+        let text = r#"{"process":{"env":["KERNEL_MODULES=ip_vs"]}}"#;
+        let host = d.path().join("host.json");
+        std::fs::write(&host, text).unwrap();
+        std::fs::set_permissions(&host, std::fs::Permissions::from_mode(0o600)).unwrap();
         let b = d.path().join("b");
         std::fs::create_dir(&b).unwrap();
-        std::fs::write(
-            b.join("config.json"),
-            r#"{"process":{"env":["KERNEL_MODULES=ip_vs"]}}"#,
-        )
-        .unwrap();
-        std::fs::set_permissions(
-            b.join("config.json"),
-            std::fs::Permissions::from_mode(0o600),
-        )
-        .unwrap();
-        assert!(prepare_bundle(&b, "config.json", &hook).unwrap());
-        let m = std::fs::symlink_metadata(b.join("config.json")).unwrap();
-        assert!(m.file_type().is_file());
-        assert_eq!(m.permissions().mode() & 0o777, 0o600);
+        std::fs::write(b.join("config.json"), text).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let swapper = {
+            let (b, host, stop) = (b.clone(), host.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let _ = std::fs::write(b.join(".fresh"), text);
+                    let _ = std::fs::rename(b.join(".fresh"), b.join("config.json"));
+                    let _ = std::os::unix::fs::symlink(&host, b.join(".link"));
+                    let _ = std::fs::rename(b.join(".link"), b.join("config.json"));
+                }
+            })
+        };
+        let start = std::time::Instant::now();
+        let mut rewrites = 0;
+        while start.elapsed() < std::time::Duration::from_secs(2) {
+            if prepare_bundle(&b, "config.json", &hook).unwrap_or(false) {
+                rewrites += 1;
+            }
+            if std::fs::read_to_string(&host).unwrap() != text {
+                break;
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        swapper.join().unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&host).unwrap(),
+            text,
+            "host file rewritten"
+        );
+        let mode = std::fs::metadata(&host).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert!(rewrites > 0, "the race never let a rewrite through");
     }
 
     #[test]
