@@ -144,7 +144,9 @@ pub fn check(root: &Root) -> Check {
     };
     let rt = config.runtime(None).to_string();
     let found = if rt.contains('/') {
-        root.path(&rt).is_file().then(|| rt.clone())
+        root.resolve(&rt)
+            .is_ok_and(|p| p.is_file())
+            .then(|| rt.clone())
     } else {
         which::in_root(root, &rt)
     };
