@@ -57,7 +57,7 @@ install-files:
 			ln -s $(BINDIR)/modgate $(DESTDIR)$(ISULAD_HOOKS)/syscontainer-hooks; \
 			echo "linked $(ISULAD_HOOKS)/syscontainer-hooks -> $(BINDIR)/modgate"; \
 		elif [ ! -L $(DESTDIR)$(ISULAD_HOOKS)/syscontainer-hooks ]; then \
-			echo "syscontainer-tools' hook is installed: 'modgate install syscontainer-tools' replaces it (keeping it as .bak)"; \
+			echo "syscontainer-tools' hook is installed: 'modgate install syscontainer-tools' puts modgate in its place (keeping it as .bak, run after modgate)"; \
 		fi; \
 	fi
 

@@ -171,7 +171,7 @@ pub struct UnloadArgs {
 pub enum InstallCommand {
     /// iSulad: a hook spec for `isula run --hook-spec`, or entries in the daemon-wide spec
     Isulad(IsuladArgs),
-    /// Hosts leaving syscontainer-tools: its hook becomes a link to modgate
+    /// Hosts leaving syscontainer-tools: modgate takes its hook's place and runs it after itself
     SyscontainerTools(SyscontainerArgs),
     /// podman and CRI-O: OCI hooks.d files for prestart and poststop
     HooksD(HooksdArgs),

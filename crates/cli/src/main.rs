@@ -4,6 +4,7 @@ mod cli;
 mod commands;
 mod logging;
 mod render;
+mod runc_args;
 mod settings;
 
 use std::ffi::OsString;
@@ -16,6 +17,9 @@ pub type Error = Box<dyn std::error::Error + Send + Sync>;
 fn main() -> ExitCode {
     if let Some(args) = commands::runtime::invoked_as_wrapper() {
         return commands::runtime::main(args);
+    }
+    if let Some((argv, original)) = commands::syscontainer_hooks::chained() {
+        return commands::syscontainer_hooks::main(argv, original);
     }
     let cli = cli::Cli::parse_from(args());
     match run(&cli) {
@@ -32,7 +36,8 @@ fn main() -> ExitCode {
 }
 
 /// Invoked as `syscontainer-hooks` (a link left where syscontainer-tools installed its
-/// hook), behave as `modgate hook` so existing hook specs keep working.
+/// hook) with no original hook to run after it, behave as `modgate hook` so existing
+/// hook specs keep working.
 fn args() -> Vec<OsString> {
     let mut args: Vec<OsString> = std::env::args_os().collect();
     let argv0 = args.first().map(|a| {

@@ -150,3 +150,139 @@ fn ctr_run_with_the_wrapper_as_runc_binary() {
     );
     assert!(!stdout(&denied).contains("hello"));
 }
+
+/// Starts containerd on `config`, waits for `sock` and returns what `ctr plugins ls`
+/// says of the CRI plugin (`ok` or `error`), with the daemon's log for messages.
+fn cri_status(config: &Path, sock: &Path, log: &Path) -> (String, String) {
+    let mut child = Command::new("containerd")
+        .arg("--config")
+        .arg(config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).expect("log"))
+        .spawn()
+        .expect("start containerd");
+    let t = Instant::now();
+    let daemon_log = || std::fs::read_to_string(log).unwrap_or_default();
+    while !sock.exists() && t.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = Command::new("ctr")
+        .arg("--address")
+        .arg(sock)
+        .args(["plugins", "ls"])
+        .output()
+        .expect("ctr plugins ls");
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    let _ = child.wait();
+    let status = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find(|l| {
+            l.starts_with("io.containerd.grpc.v1") && l.split_whitespace().nth(1) == Some("cri")
+        })
+        .and_then(|l| l.split_whitespace().last().map(str::to_string))
+        .unwrap_or_else(|| format!("missing ({})", String::from_utf8_lossy(&out.stderr)));
+    (status, daemon_log())
+}
+
+#[test]
+fn the_cri_plugin_loads_with_the_installed_config() {
+    if !can_run(
+        "the_cri_plugin_loads_with_the_installed_config",
+        &["containerd", "ctr"],
+    ) {
+        return;
+    }
+    let default = Command::new("containerd")
+        .args(["config", "default"])
+        .output()
+        .expect("containerd config default");
+    assert!(default.status.success());
+    let default = String::from_utf8(default.stdout).expect("utf8");
+    // Debian's stock /etc/containerd/config.toml, which leaves the CRI plugin's runtimes
+    // to containerd's defaults.
+    let stock = "version = 2\n\n[plugins]\n  [plugins.\"io.containerd.grpc.v1.cri\"]\n    [plugins.\"io.containerd.grpc.v1.cri\".cni]\n      bin_dir = \"/usr/lib/cni\"\n      conf_dir = \"/etc/cni/net.d\"\n  [plugins.\"io.containerd.internal.v1.opt\"]\n    path = \"/var/lib/containerd/opt\"\n";
+    for (name, base) in [("stock", stock.to_string()), ("default", default)] {
+        let d = tempfile::Builder::new()
+            .prefix("mg-cri")
+            .tempdir_in("/tmp")
+            .expect("tempdir");
+        let p = |rel: &str| d.path().join(rel).display().to_string();
+        // A private containerd: its own root, state and socket, no overlay here.
+        let mut text = base
+            .replace(
+                "root = \"/var/lib/containerd\"",
+                &format!("root = {:?}", p("root")),
+            )
+            .replace(
+                "state = \"/run/containerd\"",
+                &format!("state = {:?}", p("state")),
+            )
+            .replace(
+                "address = \"/run/containerd/containerd.sock\"",
+                &format!("address = {:?}", p("sock")),
+            )
+            .replace("snapshotter = \"overlayfs\"", "snapshotter = \"native\"")
+            .replace(
+                "path = \"/var/lib/containerd/opt\"",
+                &format!("path = {:?}", p("opt")),
+            )
+            .replace(
+                "path = \"/opt/containerd\"",
+                &format!("path = {:?}", p("opt")),
+            );
+        if name == "stock" {
+            text = text.replacen(
+                "version = 2\n",
+                &format!(
+                    "version = 2\nroot = {:?}\nstate = {:?}\n[grpc]\n  address = {:?}\n",
+                    p("root"),
+                    p("state"),
+                    p("sock")
+                ),
+                1,
+            );
+            text.push_str(
+                "[plugins.\"io.containerd.grpc.v1.cri\".containerd]\n  snapshotter = \"native\"\n",
+            );
+        }
+        let config = d.path().join("r/etc/containerd/config.toml");
+        std::fs::create_dir_all(config.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&config, &text).expect("write");
+        let out = run(
+            Command::new(MODGATE)
+                .arg("--root")
+                .arg(d.path().join("r"))
+                .args([
+                    "install",
+                    "containerd",
+                    "--write",
+                    "--wrapper",
+                    "/usr/local/bin/modgate-runtime",
+                ]),
+            "modgate install containerd --write",
+        );
+        assert!(out.status.success());
+        let merged = std::fs::read_to_string(&config).expect("read");
+        let t: toml::Table = toml::from_str(&merged).expect("toml");
+        let rts = &t["plugins"]["io.containerd.grpc.v1.cri"]["containerd"]["runtimes"];
+        assert_eq!(
+            rts["runc"]["runtime_type"].as_str(),
+            Some("io.containerd.runc.v2"),
+            "{name}"
+        );
+        assert_eq!(
+            rts["modgate"]["pod_annotations"].as_array().map(Vec::len),
+            Some(1),
+            "{name}"
+        );
+        let (status, log) = cri_status(&config, &d.path().join("sock"), &d.path().join("log"));
+        assert_eq!(
+            status, "ok",
+            "{name}: CRI plugin did not load:\n{merged}\n{log}"
+        );
+    }
+}

@@ -405,3 +405,169 @@ fn syscontainer_tools_link_and_revert() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("nothing to revert"));
 }
+
+#[test]
+fn root_links_never_lead_out_of_the_root() {
+    // An absolute link under --root means that path in the root, as if the root were /.
+    let outside = tempfile::tempdir().expect("tempdir");
+    let host = outside.path().join("daemon.json");
+    std::fs::write(&host, "{\"host\": true}\n").expect("write");
+    let r = Root::new();
+    std::fs::create_dir_all(r.path("etc/docker")).expect("mkdir");
+    std::os::unix::fs::symlink(&host, r.path("etc/docker/daemon.json")).expect("link");
+    let up = "../../../../../../../../../../../../..".to_string()
+        + outside.path().to_str().expect("utf8");
+    std::fs::create_dir_all(r.path("etc/containerd")).expect("mkdir");
+    std::os::unix::fs::symlink(
+        format!("{up}/config.toml"),
+        r.path("etc/containerd/config.toml"),
+    )
+    .expect("link");
+    r.ok(&args(&["docker"]));
+    r.ok(&args(&["containerd", "--write"]));
+    assert_eq!(
+        std::fs::read_to_string(&host).expect("read"),
+        "{\"host\": true}\n"
+    );
+    let left: Vec<_> = std::fs::read_dir(outside.path())
+        .expect("readdir")
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(left.len(), 1, "files appeared outside the root: {left:?}");
+    // The links' targets, taken inside the root, got the configuration.
+    let inside = r.path(host.to_str().expect("utf8").trim_start_matches('/'));
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(inside).expect("read")).expect("json");
+    assert_eq!(
+        v["runtimes"]["modgate"]["path"],
+        "/usr/local/bin/modgate-runtime"
+    );
+    let toml = r.path(
+        outside
+            .path()
+            .join("config.toml")
+            .to_str()
+            .expect("utf8")
+            .trim_start_matches('/'),
+    );
+    assert!(std::fs::read_to_string(toml)
+        .expect("read")
+        .contains("BinaryName"));
+}
+
+#[test]
+fn syscontainer_tools_keeps_the_first_original() {
+    let r = Root::new();
+    let hook = "var/lib/isulad/hooks/syscontainer-hooks";
+    r.write(hook, "#!/bin/sh\necho old hook\n");
+    r.ok(&["syscontainer-tools", "--binary", BIN]);
+    r.ok(&["syscontainer-tools", "--binary", "/opt/modgate/bin/modgate"]);
+    r.ok(&["syscontainer-tools", "--binary", BIN]);
+    assert_eq!(
+        std::fs::read_link(r.path(hook)).expect("link"),
+        Path::new(BIN)
+    );
+    let bak = r.path("var/lib/isulad/hooks/syscontainer-hooks.bak");
+    assert!(!std::fs::symlink_metadata(&bak)
+        .expect("bak")
+        .file_type()
+        .is_symlink());
+    assert_eq!(
+        std::fs::read_to_string(&bak).expect("bak"),
+        "#!/bin/sh\necho old hook\n"
+    );
+    r.ok(&["syscontainer-tools", "--revert"]);
+    assert_eq!(r.read(hook), "#!/bin/sh\necho old hook\n");
+}
+
+/// Whether this process is root (owns the files it creates), which running a hook
+/// iSulad-style needs; MODGATE_REQUIRE_REAL turns the skip into a failure.
+fn as_root(test: &str) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let d = tempfile::tempdir().expect("tempdir");
+    let root = std::fs::metadata(d.path()).expect("stat").uid() == 0;
+    if !root {
+        assert!(
+            std::env::var_os("MODGATE_REQUIRE_REAL").is_none(),
+            "{test} needs root"
+        );
+        eprintln!("skipping {test}: needs root");
+    }
+    root
+}
+
+#[test]
+fn the_original_syscontainer_hook_still_runs_after_modgate() {
+    if !as_root("the_original_syscontainer_hook_still_runs_after_modgate") {
+        return;
+    }
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+    let d = tempfile::tempdir().expect("tempdir");
+    let dir = d.path().join("hooks");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let record = d.path().join("record");
+    // The original: records its arguments and its stdin, as syscontainer-hooks sets up
+    // devices, mounts and networks from them.
+    let bak = dir.join("syscontainer-hooks.bak");
+    std::fs::write(
+        &bak,
+        format!(
+            "#!/bin/sh\necho \"$*\" >> {0}\ncat >> {0}\necho >> {0}\n",
+            record.display()
+        ),
+    )
+    .expect("write");
+    std::fs::set_permissions(&bak, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let link = dir.join("syscontainer-hooks");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_modgate"), &link).expect("link");
+    let bundle = d.path().join("bundle");
+    std::fs::create_dir_all(&bundle).expect("mkdir");
+    let call = |env: &str, stage: &str| {
+        std::fs::write(
+            bundle.join("config.json"),
+            format!(r#"{{"process":{{"env":["PATH=/bin"{env}]}}}}"#),
+        )
+        .expect("write");
+        let state = format!(
+            r#"{{"ociVersion":"1.0.2","id":"c1","status":"creating","pid":1,"bundle":"{}"}}"#,
+            bundle.display()
+        );
+        let mut child = std::process::Command::new(&link)
+            .args(["--state", stage])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(state.as_bytes())
+            .expect("feed");
+        let out = child.wait_with_output().expect("wait");
+        eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+        (out.status.success(), state)
+    };
+    // Nothing requested: modgate has nothing to do, the original does the rest.
+    let (ok, state) = call("", "prestart");
+    assert!(ok);
+    let rec = std::fs::read_to_string(&record).expect("the original hook did not run");
+    assert_eq!(rec, format!("--state prestart\n{state}\n"));
+    // A refused request stops at modgate: the original never loads the module.
+    std::fs::remove_file(&record).expect("rm");
+    let (ok, _) = call(r#","KERNEL_MODULES=dccp""#, "prestart");
+    assert!(!ok, "a denied module was accepted");
+    assert!(
+        !record.exists(),
+        "the original ran after modgate refused the container"
+    );
+    // Poststop always reaches the original (its clean-up).
+    let (ok, _) = call("", "poststop");
+    assert!(ok);
+    assert!(std::fs::read_to_string(&record)
+        .expect("record")
+        .contains("--state poststop"));
+}

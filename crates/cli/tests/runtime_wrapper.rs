@@ -338,3 +338,101 @@ fn errors_name_the_wrapper_and_the_bundle() {
     assert_eq!(line["level"], "error");
     assert_eq!(line["msg"], json!(want.trim_end()));
 }
+
+#[test]
+fn a_creating_command_whose_bundle_is_unclear_is_refused() {
+    if !can_run(
+        "a_creating_command_whose_bundle_is_unclear_is_refused",
+        &["runc", "busybox"],
+    ) {
+        return;
+    }
+    let e = Env::new();
+    let b = e.bundle("b6", &["KERNEL_MODULES=ip_vs"], None);
+    let before = std::fs::read(b.join("config.json")).expect("read");
+    let bs = b.to_str().expect("utf8");
+    let attached = format!("-b{bs}");
+    // runc reads none of these as a bundle (it refuses them itself): the wrapper must
+    // not guess one either, nor pass the command on unhooked.
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["create", "--unknown", "-b", bs, "u1"], "create"),
+        (vec!["create", "--bund", bs, "u2"], "create"),
+        (vec!["run", &attached, "u3"], "run"),
+        (vec!["create", "--pid-file", "-b", bs, "u4"], "create"),
+        (vec!["--bogus-global", "create", "-b", bs, "u5"], "create"),
+        (vec!["restore", "-b"], "restore"),
+    ];
+    for (args, command) in cases {
+        let out = run(&mut e.wrapper(&args), "modgate-runtime (unclear bundle)");
+        assert!(!out.status.success(), "{args:?} accepted");
+        let err = stderr(&out);
+        assert!(
+            err.starts_with(&format!(
+                "modgate-runtime: refusing {command}: cannot tell its bundle from the arguments: "
+            )),
+            "{args:?}: {err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert_eq!(std::fs::read(b.join("config.json")).expect("read"), before);
+    }
+    assert!(
+        !e.runc(&["state", "u1"])
+            .output()
+            .expect("state")
+            .status
+            .success(),
+        "a refused create reached runc"
+    );
+}
+
+#[test]
+fn restore_and_crun_syntax_get_the_hooks() {
+    if !can_run(
+        "restore_and_crun_syntax_get_the_hooks",
+        &["runc", "crun", "busybox"],
+    ) {
+        return;
+    }
+    let e = Env::new();
+    // (runtime, arguments before the id, bundle): the runtime may then fail (crun on
+    // this host's cgroups, runc restore without an image); the hooks are added first.
+    let cases: Vec<(&str, Vec<String>, &str)> = vec![
+        ("runc", vec!["restore".into(), "--bundle".into()], "r1"),
+        ("crun", vec!["create".into(), "--bund".into()], "c1"),
+        ("crun", vec!["create".into()], "c2"),
+    ];
+    for (runtime, mut args, name) in cases {
+        let b = e.bundle(name, &["KERNEL_MODULES=ip_vs"], None);
+        let bs = b.display().to_string();
+        match args.len() {
+            1 => args.push(format!("-b{bs}")),
+            _ => args.push(bs),
+        }
+        let id = id(name);
+        args.push(id.clone());
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        // A created container's init would hold captured output open: discard it, and
+        // keep only stderr (the wrapper's refusal would be there).
+        let out = run(
+            e.wrapper(&argv)
+                .env("MODGATE_RUNTIME", runtime)
+                .stdout(Stdio::null()),
+            "modgate-runtime (restore / crun syntax)",
+        );
+        let _ = Command::new(runtime)
+            .arg("--root")
+            .arg(e.p("runc-state"))
+            .args(["delete", "-f", &id])
+            .output();
+        assert!(
+            !stderr(&out).contains("refusing"),
+            "{runtime} {args:?}: {}",
+            stderr(&out)
+        );
+        assert_eq!(
+            modgate_hooks(&config(&b), "prestart"),
+            1,
+            "{runtime} {args:?}"
+        );
+    }
+}

@@ -1,10 +1,9 @@
-//! modgate's core: formats and rules, as plain functions over bytes and strings (kmod's
-//! indexes and `modprobe.d`, the resolver and its plans, the request grammar, the
-//! policy, the formats of the state records). No file access and no syscalls here.
+//! modgate's core: the formats and rules, as plain functions over bytes and strings
+//! (kmod's indexes and `modprobe.d`, the resolver and plans, requests, the policy, the
+//! OCI fields the hook reads, the records of the state store). No file access, no
+//! syscalls, no container engine here; `modgate-host` reads the files and calls in.
 
 pub mod config;
-pub mod doctor;
-pub mod engine;
 pub mod fnmatch;
 pub mod index;
 pub mod moddb;
@@ -15,8 +14,6 @@ pub mod policy;
 pub mod record;
 pub mod request;
 pub mod resolve;
-pub mod runc_args;
-pub mod wrapper_config;
 
 pub use config::Config;
 pub use moddb::ModuleDb;

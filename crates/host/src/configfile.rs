@@ -10,8 +10,6 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use modgate_core::doctor::FileMeta;
-
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigFileError {
     #[error("cannot read {}", path.display())]
@@ -44,16 +42,6 @@ pub fn read_optional(path: &Path) -> Result<Option<String>, ConfigFileError> {
             source,
         }),
     }
-}
-
-/// Owner and mode of a file, following links (as an engine's `stat` does).
-pub fn file_meta(path: &Path) -> Option<FileMeta> {
-    let m = std::fs::metadata(path).ok()?;
-    Some(FileMeta {
-        uid: m.uid(),
-        mode: m.mode(),
-        is_file: m.is_file(),
-    })
 }
 
 /// `FILE.bak` next to `FILE`.

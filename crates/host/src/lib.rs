@@ -3,11 +3,12 @@
 //! [`pipeline`] from a request to loaded modules, the OCI [`hook`], the engines'
 //! installation and the doctor. Every host path is reached through one [`root::Root`].
 
+pub mod bundle;
 pub mod configfile;
 pub mod context;
 pub mod doctor;
+pub mod engines;
 pub mod hook;
-pub mod install;
 pub mod kernel;
 pub mod lifecycle;
 pub mod loader;
@@ -18,4 +19,5 @@ pub mod modprobe_d;
 pub mod pipeline;
 pub mod policyfile;
 pub mod root;
+pub mod which;
 pub mod wrapper;

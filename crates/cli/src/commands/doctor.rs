@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use modgate_core::doctor::blocking;
+use modgate_host::doctor::blocking;
 use modgate_host::root::Root;
 
 use crate::cli::{DoctorArgs, Global};

@@ -4,13 +4,11 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use modgate_core::engine::hooksd::When;
-use modgate_core::engine::HookCommand;
-use modgate_host::install::containerd::ContainerdOptions;
-use modgate_host::install::docker::DockerOptions;
-use modgate_host::install::hooksd::HooksdOptions;
-use modgate_host::install::isulad::IsuladOptions;
-use modgate_host::install::{self, host_path, HookTarget, Plan};
+use modgate_host::engines::containerd::{self, ContainerdOptions};
+use modgate_host::engines::docker::{self, DockerOptions};
+use modgate_host::engines::hooksd::{self, HooksdOptions, When};
+use modgate_host::engines::isulad::{self, IsuladOptions};
+use modgate_host::engines::{host_path, syscontainer, HookCommand, HookTarget, Plan};
 use modgate_host::root::Root;
 
 use crate::cli::{Global, HookBinary, HooksdWhen, InstallCommand, WrapperArgs};
@@ -71,16 +69,13 @@ pub fn run(g: &Global, cmd: &InstallCommand) -> Result<ExitCode, Error> {
                 output: host_path(&a.output),
                 daemon_default: a.daemon_default,
             };
-            (install::isulad::plan(&root, &o)?, a.dry.dry_run)
+            (isulad::plan(&root, &o)?, a.dry.dry_run)
         }
         InstallCommand::SyscontainerTools(a) => {
             let target = HookTarget {
                 hook: HookCommand::new(binary(a.binary.as_deref())?),
             };
-            (
-                install::syscontainer::plan(&root, &target, a.revert)?,
-                a.dry.dry_run,
-            )
+            (syscontainer::plan(&root, &target, a.revert)?, a.dry.dry_run)
         }
         InstallCommand::HooksD(a) => {
             let o = HooksdOptions {
@@ -91,21 +86,21 @@ pub fn run(g: &Global, cmd: &InstallCommand) -> Result<ExitCode, Error> {
                     HooksdWhen::Annotation => When::Annotation,
                 },
             };
-            (install::hooksd::plan(&root, &o)?, a.dry.dry_run)
+            (hooksd::plan(&root, &o)?, a.dry.dry_run)
         }
         InstallCommand::Docker(a) => {
             let o = DockerOptions {
                 wrapper: wrapper(&a.common)?,
                 default: a.default,
             };
-            (install::docker::plan(&root, &o)?, a.common.dry.dry_run)
+            (docker::plan(&root, &o)?, a.common.dry.dry_run)
         }
         InstallCommand::Containerd(a) => {
             let o = ContainerdOptions {
                 wrapper: wrapper(&a.common)?,
                 write: a.write,
             };
-            (install::containerd::plan(&root, &o)?, a.common.dry.dry_run)
+            (containerd::plan(&root, &o)?, a.common.dry.dry_run)
         }
     };
     if dry {

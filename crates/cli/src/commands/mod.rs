@@ -10,4 +10,5 @@ pub mod plan;
 pub mod policy;
 pub mod runtime;
 pub mod status;
+pub mod syscontainer_hooks;
 pub mod unload;

@@ -1,6 +1,7 @@
 //! `modgate-runtime`: a runc-compatible wrapper for engines without hooks.d (Docker,
-//! containerd). For `create` and `run` it adds modgate's hooks to the bundle's
-//! `config.json`; then, for every subcommand, it execs the real runtime with the
+//! containerd). For `create`, `run` and `restore` it adds modgate's hooks to the
+//! bundle's `config.json` (and refuses when the arguments do not say for certain which
+//! bundle that is); then, for every subcommand, it execs the real runtime with the
 //! arguments unchanged.
 
 use std::convert::Infallible;
@@ -9,11 +10,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use modgate_core::engine::HookCommand;
-use modgate_core::runc_args::{self, RuncArgs};
+use modgate_host::engines::HookCommand;
 use modgate_host::root::Root;
 use modgate_host::wrapper::{self, CONFIG_ENV, RUNTIME_ENV};
 
+use crate::runc_args::{self, ArgsError, Dialect, RuncArgs};
 use crate::Error;
 
 pub const NAME: &str = "modgate-runtime";
@@ -25,20 +26,30 @@ pub fn invoked_as_wrapper() -> Option<Vec<OsString>> {
     (Path::new(&argv0).file_name()? == NAME).then(|| args.collect())
 }
 
+/// The bundle of a creating command could not be told from its arguments.
+#[derive(Debug, thiserror::Error)]
+#[error("refusing {command}: cannot tell its bundle from the arguments")]
+pub struct UnclearBundle {
+    command: String,
+    #[source]
+    source: ArgsError,
+}
+
 pub fn main(args: Vec<OsString>) -> ExitCode {
     let lossy: Vec<String> = args
         .iter()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    let parsed = runc_args::parse(&lossy);
-    let Err(e) = run(&args, &parsed);
+    // Read in runc's syntax until the runtime is known, for reporting an early error.
+    let mut parsed = runc_args::parse(&lossy, Dialect::Runc).0;
+    let Err(e) = run(&args, &lossy, &mut parsed);
     let msg = format!("{NAME}: {}", modgate_core::error_line(e.as_ref()));
     eprintln!("{msg}");
     log_error(&parsed, &msg);
     ExitCode::FAILURE
 }
 
-fn run(args: &[OsString], parsed: &RuncArgs) -> Result<Infallible, Error> {
+fn run(args: &[OsString], lossy: &[String], parsed: &mut RuncArgs) -> Result<Infallible, Error> {
     let root = Root::system();
     let explicit = std::env::var_os(CONFIG_ENV).map(PathBuf::from);
     let config = wrapper::load_config(&root, explicit.as_deref())?;
@@ -49,6 +60,21 @@ fn run(args: &[OsString], parsed: &RuncArgs) -> Result<Infallible, Error> {
         std::env::var_os("PATH").as_deref(),
         &this,
     )?;
+    let (args_read, problem) = runc_args::parse(lossy, Dialect::of(&runtime.display().to_string()));
+    *parsed = args_read;
+    if let Some(source) = problem {
+        let command = parsed
+            .command
+            .clone()
+            .or_else(|| {
+                lossy
+                    .iter()
+                    .find(|a| matches!(a.as_str(), "create" | "run" | "restore"))
+                    .cloned()
+            })
+            .unwrap_or_default();
+        return Err(UnclearBundle { command, source }.into());
+    }
     if parsed.creates() {
         let bundle = match &parsed.bundle {
             Some(b) => PathBuf::from(b),

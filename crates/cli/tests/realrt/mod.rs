@@ -33,10 +33,7 @@ pub fn can_run(test: &str, tools: &[&str]) -> bool {
 }
 
 pub fn which(tool: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(tool))
-        .find(|p| p.is_file())
+    modgate_host::which::in_path(std::env::var_os("PATH").as_deref(), tool, None)
 }
 
 fn is_root() -> bool {

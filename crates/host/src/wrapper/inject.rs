@@ -9,7 +9,7 @@ use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::{is_modgate_path, EngineError, HookCommand};
+use crate::engines::{is_modgate_path, EngineError, HookCommand};
 
 /// A JSON object as its keys and raw values, in file order.
 struct RawObject(Vec<(String, Box<RawValue>)>);

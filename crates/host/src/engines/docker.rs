@@ -1,11 +1,16 @@
-//! Docker's `/etc/docker/daemon.json`: modgate's wrapper registered under `runtimes`
+//! Docker: the runtime wrapper registered under `runtimes` in `/etc/docker/daemon.json`
 //! (and, when asked, made `default-runtime`). Every other key is kept as it is.
 
 use serde_json::Value;
 
+use super::plan::{malformed, read};
 use super::{
-    edit_object, is_wrapper_path, object_at, parse_object, Edit, EngineError, RUNTIME_NAME,
+    edit_object, is_wrapper_path, object_at, parse_object, Edit, EngineError, InstallError, Plan,
+    Wiring, RUNTIME_NAME,
 };
+use crate::root::Root;
+
+pub const DAEMON_JSON: &str = "/etc/docker/daemon.json";
 
 pub fn merge(
     existing: Option<&str>,
@@ -47,6 +52,56 @@ pub fn modgate_runtime(text: &str, what: &str) -> Result<Option<Found>, EngineEr
             default: default == Some(name.as_str()),
         })
     }))
+}
+
+pub struct DockerOptions {
+    /// Host path of modgate-runtime.
+    pub wrapper: String,
+    /// Also make it Docker's default runtime.
+    pub default: bool,
+}
+
+pub fn plan(root: &Root, o: &DockerOptions) -> Result<Plan, InstallError> {
+    let mut plan = Plan::default();
+    let existing = read(root, DAEMON_JSON)?;
+    let edit = merge(existing.as_deref(), &o.wrapper, o.default, DAEMON_JSON).map_err(malformed)?;
+    plan.write(root, DAEMON_JSON, edit, existing.is_some(), 0o644)?;
+    plan.wrapper_note(root, &o.wrapper);
+    plan.notes
+        .push("reload Docker to apply: systemctl reload docker".into());
+    let runtime = if o.default { "" } else { "--runtime modgate " };
+    plan.notes.push(format!(
+        "run containers with: docker run --rm {runtime}-e KERNEL_MODULES=ip_vs busybox true"
+    ));
+    Ok(plan)
+}
+
+/// How modgate is wired into Docker.
+pub fn wiring(root: &Root) -> Wiring {
+    let mut w = Wiring::new(
+        "Docker",
+        super::check::installed(root, "dockerd", DAEMON_JSON),
+        "modgate install docker",
+    );
+    if let Ok(Some(text)) = read(root, DAEMON_JSON) {
+        match modgate_runtime(&text, DAEMON_JSON) {
+            Ok(Some(r)) => {
+                let default = if r.default {
+                    ", the default runtime"
+                } else {
+                    ""
+                };
+                w.configured.push(format!(
+                    "{DAEMON_JSON} registers runtime {} = {}{default}",
+                    r.name, r.path
+                ));
+                w.runs(root, &r.path);
+            }
+            Ok(None) => {}
+            Err(e) => w.problems.push(modgate_core::error_line(&e)),
+        }
+    }
+    w
 }
 
 #[cfg(test)]
@@ -123,5 +178,37 @@ mod tests {
             None
         );
         assert_eq!(modgate_runtime("{}", "d").unwrap(), None);
+    }
+
+    #[test]
+    fn the_wrapper_is_looked_for_inside_the_root() {
+        let d = tempfile::tempdir().unwrap();
+        let root = Root::new(d.path());
+        let o = DockerOptions {
+            wrapper: W.into(),
+            default: false,
+        };
+        let warned = |p: &Plan| {
+            p.notes
+                .iter()
+                .any(|n| n.starts_with("warning: ") && n.contains(W))
+        };
+        assert!(warned(&plan(&root, &o).unwrap()));
+        // An absolute link, as `make install` makes it, resolved inside the root.
+        let bin = d.path().join("usr/local/bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::os::unix::fs::symlink("/usr/local/bin/modgate", bin.join("modgate-runtime")).unwrap();
+        assert!(warned(&plan(&root, &o).unwrap()));
+        std::fs::write(bin.join("modgate"), "").unwrap();
+        let p = plan(&root, &o).unwrap();
+        assert!(!warned(&p), "{:?}", p.notes);
+        // The file it writes is named as on the host, and lands under the root.
+        match &p.actions[..] {
+            [super::super::Action::Write { path, shown, .. }] => {
+                assert_eq!(shown, DAEMON_JSON);
+                assert_eq!(path, &d.path().join("etc/docker/daemon.json"));
+            }
+            a => panic!("{a:?}"),
+        }
     }
 }

@@ -1,19 +1,12 @@
-//! `modgate install TARGET`: wires modgate into a container engine. Each target builds a
-//! [`Plan`] from the files under the root (through the core's merge functions); the plan
-//! is printed (`--dry-run`) or applied. Nothing is written when a file already says what
-//! modgate needs, so a second run changes nothing.
-
-pub mod containerd;
-pub mod docker;
-pub mod hooksd;
-pub mod isulad;
-pub mod syscontainer;
+//! `modgate install TARGET`'s plan: each engine builds a [`Plan`] from the files under
+//! the root (through its merge functions); the plan is printed (`--dry-run`) or applied.
+//! Nothing is written when a file already says what modgate needs, so a second run
+//! changes nothing.
 
 use std::path::{Path, PathBuf};
 
-use modgate_core::doctor::hook_path_problems;
-use modgate_core::engine::{EngineError, HookCommand};
-
+use super::check::exec_problems;
+use super::{Edit, EngineError, HookCommand};
 use crate::configfile::{self, ConfigFileError};
 use crate::root::Root;
 
@@ -69,17 +62,17 @@ pub struct Plan {
 
 impl Plan {
     /// Adds a file write when the edit changed something.
-    fn write(
+    pub(crate) fn write(
         &mut self,
         root: &Root,
         shown: &str,
-        edit: modgate_core::engine::Edit,
+        edit: Edit,
         existed: bool,
         mode: u32,
-    ) {
+    ) -> Result<(), InstallError> {
         if edit.changed {
             self.actions.push(Action::Write {
-                path: root.path(shown),
+                path: under(root, shown)?,
                 shown: shown.to_string(),
                 text: edit.text,
                 existed,
@@ -87,6 +80,16 @@ impl Plan {
             });
         } else {
             self.unchanged.push(shown.to_string());
+        }
+        Ok(())
+    }
+
+    /// Warns when the runtime wrapper is not there (yet).
+    pub(crate) fn wrapper_note(&mut self, root: &Root, wrapper: &str) {
+        if root.resolve(wrapper).and_then(std::fs::metadata).is_err() {
+            self.notes.push(format!(
+                "warning: {wrapper} does not exist: link it to modgate (ln -s modgate {wrapper}) or give --wrapper"
+            ));
         }
     }
 
@@ -200,17 +203,25 @@ pub struct HookTarget {
 impl HookTarget {
     /// Why an engine that checks its hooks like iSulad would refuse this binary.
     pub fn problems(&self, root: &Root) -> Vec<String> {
-        let meta = configfile::file_meta(&root.path(&self.hook.path));
-        hook_path_problems(&self.hook.path, meta)
+        exec_problems(root, &self.hook.path)
     }
 }
 
 /// Reads a file under the root; a file that is not text is refused like a malformed one.
-fn read(root: &Root, shown: &str) -> Result<Option<String>, InstallError> {
-    Ok(configfile::read_optional(&root.path(shown))?)
+pub(crate) fn read(root: &Root, shown: &str) -> Result<Option<String>, InstallError> {
+    Ok(configfile::read_optional(&under(root, shown)?)?)
 }
 
-fn malformed(source: EngineError) -> InstallError {
+/// Where host path `shown` is under the root, links resolved inside it (with `--root`,
+/// a link to `/etc/...` means the root's `/etc`, never the running host's).
+pub(crate) fn under(root: &Root, shown: &str) -> Result<PathBuf, ConfigFileError> {
+    root.resolve(shown).map_err(|source| ConfigFileError::Read {
+        path: root.path(shown),
+        source,
+    })
+}
+
+pub(crate) fn malformed(source: EngineError) -> InstallError {
     InstallError::Malformed { source }
 }
 

@@ -1,12 +1,18 @@
-//! What modgate writes into each container engine's configuration, as pure functions
-//! from an existing file's text to its new text, so `install` can show, compare and
-//! write them, and `doctor` can read them back. No file access here.
+//! The container engines modgate wires into, one module each: what `modgate install`
+//! merges into the engine's configuration (pure functions from a file's text to its new
+//! text), the plan that writes it under a root, and what `modgate doctor` reads back and
+//! checks. This file holds what they share: the hook command, the JSON editing helpers.
 
+pub mod check;
 pub mod containerd;
 pub mod docker;
 pub mod hooksd;
-pub mod hookspec;
-pub mod inject;
+pub mod isulad;
+pub mod plan;
+pub mod syscontainer;
+
+pub use check::Wiring;
+pub use plan::{host_path, Action, HookTarget, InstallError, Plan};
 
 use serde_json::{json, Map, Value};
 

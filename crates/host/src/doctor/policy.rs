@@ -1,0 +1,115 @@
+//! The policy file: absent (the built-in default applies), valid, or invalid (every
+//! request is refused until it is corrected).
+
+use modgate_core::policy::{Mode, Policy};
+
+use super::{Check, Status};
+use crate::configfile::read_optional;
+use crate::policyfile::POLICY_PATH;
+use crate::root::Root;
+
+/// The policy file and what came of reading it.
+#[derive(Debug, Clone)]
+enum Facts {
+    Missing { path: String, default: Policy },
+    Parsed(Policy),
+    Invalid { error: String },
+}
+
+impl Facts {
+    fn read(root: &Root) -> Self {
+        let path = root.path(POLICY_PATH);
+        match read_optional(&path) {
+            Ok(None) => Facts::Missing {
+                path: format!("/{POLICY_PATH}"),
+                default: Policy::builtin_default(),
+            },
+            Ok(Some(text)) => match Policy::parse(&path.display().to_string(), &text) {
+                Ok(p) => Facts::Parsed(p),
+                Err(e) => Facts::Invalid {
+                    error: modgate_core::error_line(&e),
+                },
+            },
+            Err(e) => Facts::Invalid {
+                error: modgate_core::error_line(&e),
+            },
+        }
+    }
+}
+
+/// The policy's check.
+pub fn check(root: &Root) -> Check {
+    verdict(&Facts::read(root))
+}
+
+fn verdict(f: &Facts) -> Check {
+    let name = "policy";
+    let summary = |p: &Policy| {
+        format!(
+            "mode {}, {} allow pattern(s), {} deny pattern(s), at most {} modules per request",
+            match p.mode {
+                Mode::Allowlist => "allowlist",
+                Mode::Permissive => "permissive",
+            },
+            p.allow.len(),
+            p.deny.len(),
+            p.max_modules
+        )
+    };
+    match f {
+        Facts::Missing { path, default } => Check::new(
+            name,
+            Status::Ok,
+            format!("no {path}: the built-in default applies ({})", summary(default)),
+        ),
+        Facts::Parsed(p) if p.mode == Mode::Permissive => Check::new(
+            name,
+            Status::Warn,
+            format!("{}: {}: containers may load any module not denied", p.source, summary(p)),
+        ),
+        Facts::Parsed(p) => Check::new(name, Status::Ok, format!("{}: {}", p.source, summary(p))),
+        Facts::Invalid { error } => Check::new(name, Status::Fail, error.clone())
+            .fix("correct the file (`modgate policy default` prints a valid one); until then every request is refused"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policy_table() {
+        let default = Policy::builtin_default();
+        let permissive = Policy::parse("/p.toml", "mode = \"permissive\"").unwrap();
+        assert_eq!(
+            verdict(&Facts::Missing {
+                path: "/etc/modgate/policy.toml".into(),
+                default: default.clone()
+            })
+            .status,
+            Status::Ok
+        );
+        assert_eq!(verdict(&Facts::Parsed(default)).status, Status::Ok);
+        assert_eq!(verdict(&Facts::Parsed(permissive)).status, Status::Warn);
+        assert_eq!(
+            verdict(&Facts::Invalid {
+                error: "bad".into()
+            })
+            .status,
+            Status::Fail
+        );
+    }
+
+    #[test]
+    fn reads_a_root() {
+        let d = tempfile::tempdir().unwrap();
+        let root = Root::new(d.path());
+        assert_eq!(check(&root).status, Status::Ok);
+        let p = root.path(POLICY_PATH);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, "mode = \"permissive\"\n").unwrap();
+        assert_eq!(check(&root).status, Status::Warn);
+        std::fs::write(&p, "mode = [\n").unwrap();
+        assert_eq!(check(&root).status, Status::Fail);
+    }
+}

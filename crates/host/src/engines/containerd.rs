@@ -1,0 +1,497 @@
+//! containerd: a CRI runtime in `/etc/containerd/config.toml` whose `BinaryName` is
+//! modgate's wrapper (edited with `toml_edit` so comments and layout survive), printed
+//! or, with `--write`, merged in; and the Kubernetes RuntimeClass that selects it.
+
+use toml_edit::{value, DocumentMut, Item, Table};
+
+use super::plan::{malformed, read};
+use super::{is_wrapper_path, Edit, EngineError, InstallError, Plan, Wiring, RUNTIME_NAME};
+use crate::root::Root;
+
+pub const CONFIG_TOML: &str = "/etc/containerd/config.toml";
+
+/// Where the CRI plugin's runtimes live, per config `version`.
+fn runtimes_path(version: i64) -> [&'static str; 4] {
+    match version {
+        1 => ["plugins", "cri", "containerd", "runtimes"],
+        2 => [
+            "plugins",
+            "io.containerd.grpc.v1.cri",
+            "containerd",
+            "runtimes",
+        ],
+        _ => [
+            "plugins",
+            "io.containerd.cri.v1.runtime",
+            "containerd",
+            "runtimes",
+        ],
+    }
+}
+
+fn parse(text: &str, what: &str) -> Result<DocumentMut, EngineError> {
+    text.parse::<DocumentMut>().map_err(|e| EngineError::Toml {
+        what: what.to_string(),
+        source: Box::new(e),
+    })
+}
+
+/// The config version: an explicit `version`; a file without one is version 1 to
+/// containerd; a new file is written as version 2 (containerd 1.x and 2.x read it).
+fn version_of(doc: &DocumentMut, blank: bool, what: &str) -> Result<i64, EngineError> {
+    match doc.get("version") {
+        None if blank => Ok(2),
+        None => Ok(1),
+        Some(v) => match v.as_integer() {
+            Some(n @ 1..=3) => Ok(n),
+            _ => Err(EngineError::Shape {
+                what: what.to_string(),
+                reason: format!("unsupported config version {}", v.to_string().trim()),
+            }),
+        },
+    }
+}
+
+fn table_at<'a>(
+    t: &'a mut Table,
+    key: &str,
+    what: &str,
+    at: &str,
+) -> Result<&'a mut Table, EngineError> {
+    let item = t.entry(key).or_insert_with(|| {
+        let mut n = Table::new();
+        n.set_implicit(true);
+        Item::Table(n)
+    });
+    item.as_table_mut().ok_or_else(|| EngineError::Shape {
+        what: what.to_string(),
+        reason: format!("{at}{key} is not a table"),
+    })
+}
+
+fn max_position(t: &Table) -> usize {
+    t.iter()
+        .filter_map(|(_, i)| i.as_table())
+        .map(|c| c.position().unwrap_or(0).max(max_position(c)))
+        .max()
+        .unwrap_or(0)
+}
+
+/// Makes a table we create explicit (a `[header]` of its own) at the end of the file.
+fn place(t: &mut Table, next: &mut usize) {
+    if t.is_implicit() {
+        t.set_implicit(false);
+        t.set_position(*next);
+        *next += 1;
+    }
+}
+
+fn set_str(t: &mut Table, key: &str, v: &str) {
+    if t.get(key).and_then(Item::as_str) != Some(v) {
+        t.insert(key, value(v));
+    }
+}
+
+/// The annotations containerd's CRI plugin copies into the OCI config of the runtime's
+/// containers: a pod asks with `modgate.io/kernel-modules`, and without this the key
+/// never reaches the bundle.
+const ANNOTATIONS: &str = "modgate.io/*";
+/// containerd's built-in default runtime: `default_runtime_name` when unset, and the
+/// only runtime a config without a `runtimes` table has.
+const DEFAULT_RUNTIME: &str = "runc";
+const RUNC_V2: &str = "io.containerd.runc.v2";
+
+fn add_to_array(
+    t: &mut Table,
+    key: &str,
+    v: &str,
+    what: &str,
+    at: &str,
+) -> Result<(), EngineError> {
+    let item = t
+        .entry(key)
+        .or_insert_with(|| value(toml_edit::Array::new()));
+    let arr = item.as_array_mut().ok_or_else(|| EngineError::Shape {
+        what: what.to_string(),
+        reason: format!("{at}{key} is not a list"),
+    })?;
+    if !arr.iter().any(|x| x.as_str() == Some(v)) {
+        arr.push(v);
+    }
+    Ok(())
+}
+
+/// Whether the config leaves the default runtime to containerd's built-in `runc`
+/// entry: a `runtimes` table of our own would replace that entry, and the CRI plugin
+/// then fails with "no corresponding runtime configured in containerd.runtimes for
+/// default_runtime_name".
+fn needs_runc(containerd: &Table) -> bool {
+    let default = containerd
+        .get("default_runtime_name")
+        .and_then(Item::as_str)
+        .unwrap_or(DEFAULT_RUNTIME);
+    let defined = containerd
+        .get("runtimes")
+        .and_then(Item::as_table_like)
+        .is_some_and(|r| r.contains_key(default));
+    default == DEFAULT_RUNTIME && !defined
+}
+
+/// The config with the `modgate` runtime in place (and containerd's default `runc`
+/// runtime written out when the config relied on it).
+pub fn merge(existing: Option<&str>, wrapper: &str, what: &str) -> Result<Edit, EngineError> {
+    let text = existing.unwrap_or("");
+    let blank = text.trim().is_empty();
+    let mut doc = parse(text, what)?;
+    let version = version_of(&doc, blank, what)?;
+    if blank {
+        doc.insert("version", value(version));
+    }
+    // New tables go at the end of the file, not among the parent's subtables.
+    let mut next = max_position(doc.as_table()) + 1;
+    let mut t = doc.as_table_mut();
+    let mut at = String::new();
+    let [plugins, cri, containerd, runtimes] = runtimes_path(version);
+    for key in [plugins, cri, containerd] {
+        t = table_at(t, key, what, &at)?;
+        at.push_str(&format!("{key}."));
+    }
+    let runc = needs_runc(t);
+    let t = table_at(t, runtimes, what, &at)?;
+    at.push_str(&format!("{runtimes}."));
+    if runc {
+        let r = table_at(t, DEFAULT_RUNTIME, what, &at)?;
+        place(r, &mut next);
+        set_str(r, "runtime_type", RUNC_V2);
+    }
+    let t = table_at(t, RUNTIME_NAME, what, &at)?;
+    at.push_str(&format!("{RUNTIME_NAME}."));
+    place(t, &mut next);
+    set_str(t, "runtime_type", RUNC_V2);
+    add_to_array(t, "pod_annotations", ANNOTATIONS, what, &at)?;
+    add_to_array(t, "container_annotations", ANNOTATIONS, what, &at)?;
+    let options = table_at(t, "options", what, &at)?;
+    place(options, &mut next);
+    set_str(options, "BinaryName", wrapper);
+    let out = doc.to_string();
+    if out == text {
+        return Ok(Edit::unchanged(text));
+    }
+    Ok(Edit {
+        text: out,
+        changed: true,
+    })
+}
+
+/// What to add by hand, for a config of this version (printed without `--write`).
+pub fn snippet(existing: Option<&str>, wrapper: &str, what: &str) -> Result<String, EngineError> {
+    let blank = existing.is_none_or(|t| t.trim().is_empty());
+    let doc = parse(existing.unwrap_or(""), what)?;
+    let version = version_of(&doc, blank, what)?;
+    let path = runtimes_path(version);
+    let mut item: Option<&Item> = Some(doc.as_item());
+    for k in &path[..3] {
+        item = item.and_then(|i| i.get(k));
+    }
+    let runc = item.and_then(Item::as_table).is_none_or(needs_runc);
+    let key = path
+        .iter()
+        .map(|k| {
+            if k.contains('.') {
+                format!("{k:?}")
+            } else {
+                k.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(".");
+    let mut out = String::new();
+    if runc {
+        out.push_str(&format!(
+            "[{key}.{DEFAULT_RUNTIME}]\n  runtime_type = \"{RUNC_V2}\"\n"
+        ));
+    }
+    out.push_str(&format!(
+        "[{key}.{RUNTIME_NAME}]\n  runtime_type = \"{RUNC_V2}\"\n  pod_annotations = [\"{ANNOTATIONS}\"]\n  container_annotations = [\"{ANNOTATIONS}\"]\n[{key}.{RUNTIME_NAME}.options]\n  BinaryName = {wrapper:?}\n"
+    ));
+    Ok(out)
+}
+
+/// The RuntimeClass that sends a pod to the `modgate` runtime handler.
+pub fn runtime_class() -> String {
+    format!(
+        "apiVersion: node.k8s.io/v1\nkind: RuntimeClass\nmetadata:\n  name: {RUNTIME_NAME}\nhandler: {RUNTIME_NAME}\n"
+    )
+}
+
+/// modgate's runtime in a config: its name and `BinaryName`, for `doctor`.
+pub fn modgate_runtime(text: &str, what: &str) -> Result<Option<(String, String)>, EngineError> {
+    let doc = parse(text, what)?;
+    for version in 1..=3 {
+        let mut item: Option<&Item> = Some(doc.as_item());
+        for k in runtimes_path(version) {
+            item = item.and_then(|i| i.get(k));
+        }
+        let Some(runtimes) = item.and_then(Item::as_table_like) else {
+            continue;
+        };
+        for (name, rt) in runtimes.iter() {
+            let bin = rt
+                .get("options")
+                .and_then(|o| o.get("BinaryName"))
+                .and_then(Item::as_str);
+            if let Some(bin) = bin.filter(|b| is_wrapper_path(b)) {
+                return Ok(Some((name.to_string(), bin.to_string())));
+            }
+        }
+    }
+    Ok(None)
+}
+
+pub struct ContainerdOptions {
+    pub wrapper: String,
+    pub write: bool,
+}
+
+pub fn plan(root: &Root, o: &ContainerdOptions) -> Result<Plan, InstallError> {
+    let mut plan = Plan::default();
+    let existing = read(root, CONFIG_TOML)?;
+    if o.write {
+        let edit = merge(existing.as_deref(), &o.wrapper, CONFIG_TOML).map_err(malformed)?;
+        plan.write(root, CONFIG_TOML, edit, existing.is_some(), 0o644)?;
+        plan.notes
+            .push("restart containerd to apply: systemctl restart containerd".into());
+    } else {
+        let snippet = snippet(existing.as_deref(), &o.wrapper, CONFIG_TOML).map_err(malformed)?;
+        plan.notes.push(format!(
+            "add to {CONFIG_TOML} (or run again with --write), then restart containerd:\n{snippet}"
+        ));
+    }
+    plan.wrapper_note(root, &o.wrapper);
+    plan.notes.push(format!(
+        "Kubernetes: apply this RuntimeClass and set runtimeClassName: modgate on the pod:\n{}",
+        runtime_class()
+    ));
+    plan.notes.push(format!(
+        "or directly: ctr run --rm --runc-binary {} --env KERNEL_MODULES=ip_vs docker.io/library/busybox:latest demo true",
+        o.wrapper
+    ));
+    Ok(plan)
+}
+
+/// How modgate is wired into containerd.
+pub fn wiring(root: &Root) -> Wiring {
+    let mut w = Wiring::new(
+        "containerd",
+        super::check::installed(root, "containerd", CONFIG_TOML),
+        "modgate install containerd --write",
+    );
+    if let Ok(Some(text)) = read(root, CONFIG_TOML) {
+        match modgate_runtime(&text, CONFIG_TOML) {
+            Ok(Some((name, bin))) => {
+                w.configured.push(format!(
+                    "{CONFIG_TOML} has runtime {name} with BinaryName {bin}"
+                ));
+                w.runs(root, &bin);
+            }
+            Ok(None) => {}
+            Err(e) => w.problems.push(modgate_core::error_line(&e)),
+        }
+    }
+    w
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const W: &str = "/usr/local/bin/modgate-runtime";
+
+    /// Debian's containerd package ships this file.
+    const DEBIAN: &str = r#"version = 2
+
+[plugins]
+  [plugins."io.containerd.grpc.v1.cri"]
+    [plugins."io.containerd.grpc.v1.cri".cni]
+      bin_dir = "/usr/lib/cni"
+      conf_dir = "/etc/cni/net.d"
+  [plugins."io.containerd.internal.v1.opt"]
+    path = "/var/lib/containerd/opt"
+"#;
+
+    #[test]
+    fn merges_by_version() {
+        let cases: Vec<(Option<&str>, &str)> = vec![
+            (
+                None,
+                "plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.modgate",
+            ),
+            (
+                Some(DEBIAN),
+                "plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.modgate",
+            ),
+            (
+                Some("# old style\n[plugins.cri]\n  sandbox_image = \"x\"\n"),
+                "plugins.cri.containerd.runtimes.modgate",
+            ),
+            (
+                Some("version = 3\n"),
+                "plugins.\"io.containerd.cri.v1.runtime\".containerd.runtimes.modgate",
+            ),
+        ];
+        for (input, table) in cases {
+            let e = merge(input, W, "config.toml").unwrap();
+            assert!(e.changed, "{input:?}");
+            assert!(
+                e.text.contains(&format!(
+                    "[{table}]\nruntime_type = \"io.containerd.runc.v2\""
+                )),
+                "{}",
+                e.text
+            );
+            assert!(
+                e.text
+                    .contains(&format!("[{table}.options]\nBinaryName = \"{W}\"")),
+                "{}",
+                e.text
+            );
+            // Everything that was there is still there, byte for byte.
+            if let Some(old) = input {
+                assert!(e.text.starts_with(old), "{}", e.text);
+            }
+            let back: toml::Table = toml::from_str(&e.text).unwrap();
+            assert!(back.contains_key("plugins"));
+            assert_eq!(
+                modgate_runtime(&e.text, "c").unwrap(),
+                Some(("modgate".into(), W.into()))
+            );
+            let again = merge(Some(&e.text), W, "config.toml").unwrap();
+            assert!(!again.changed, "second run changed:\n{}", e.text);
+        }
+    }
+
+    #[test]
+    fn updates_binary_and_keeps_other_keys() {
+        let old = "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.modgate]\n  runtime_type = \"io.containerd.runc.v2\"\n  privileged_without_host_devices = true # keep me\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.modgate.options]\n  BinaryName = \"/old/modgate-runtime\"\n  SystemdCgroup = true\n";
+        let e = merge(Some(old), W, "c").unwrap();
+        assert!(e.changed);
+        assert!(e
+            .text
+            .contains("privileged_without_host_devices = true # keep me"));
+        assert!(e.text.contains("SystemdCgroup = true"));
+        assert!(e.text.contains(&format!("BinaryName = \"{W}\"")));
+        assert!(!e.text.contains("/old/"));
+    }
+
+    #[test]
+    fn rejects_malformed() {
+        for bad in [
+            "version = 2\n[plugins",
+            "plugins = 3\nversion = 2",
+            "version = \"two\"",
+            "version = 9",
+        ] {
+            assert!(merge(Some(bad), W, "c").is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn snippet_and_runtime_class() {
+        let s = snippet(Some(DEBIAN), W, "c").unwrap();
+        let key = "plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes";
+        assert_eq!(
+            s,
+            format!("[{key}.runc]\n  runtime_type = \"io.containerd.runc.v2\"\n[{key}.modgate]\n  runtime_type = \"io.containerd.runc.v2\"\n  pod_annotations = [\"modgate.io/*\"]\n  container_annotations = [\"modgate.io/*\"]\n[{key}.modgate.options]\n  BinaryName = \"{W}\"\n")
+        );
+        // A config that names its runtimes needs no runc entry from us.
+        let full =
+            "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc]\n";
+        assert!(!snippet(Some(full), W, "c").unwrap().contains(".runc]"));
+        // The snippet, appended, is what merge writes.
+        let appended = format!("{DEBIAN}{s}");
+        assert_eq!(
+            modgate_runtime(&appended, "c").unwrap(),
+            Some(("modgate".into(), W.into()))
+        );
+        assert!(runtime_class().contains("handler: modgate\n"));
+        assert_eq!(modgate_runtime(DEBIAN, "c").unwrap(), None);
+    }
+
+    fn runtimes(text: &str) -> toml::Table {
+        let t: toml::Table = toml::from_str(text).unwrap();
+        t["plugins"]["io.containerd.grpc.v1.cri"]["containerd"]["runtimes"]
+            .as_table()
+            .unwrap()
+            .clone()
+    }
+
+    #[test]
+    fn pod_annotations_reach_the_runtime() {
+        let e = merge(Some(DEBIAN), W, "c").unwrap();
+        let rt = runtimes(&e.text);
+        for key in ["pod_annotations", "container_annotations"] {
+            assert_eq!(
+                rt["modgate"][key].as_array().unwrap(),
+                &[toml::Value::from("modgate.io/*")],
+                "{key}"
+            );
+        }
+        // An operator's own patterns are kept, ours added once.
+        let mine = "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.modgate]\npod_annotations = [\"example.com/*\"]\n";
+        let rt = runtimes(&merge(Some(mine), W, "c").unwrap().text);
+        assert_eq!(
+            rt["modgate"]["pod_annotations"].as_array().unwrap(),
+            &[
+                toml::Value::from("example.com/*"),
+                toml::Value::from("modgate.io/*")
+            ]
+        );
+        assert!(merge(Some(&e.text), W, "c").unwrap().text == e.text);
+        let bad = "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.modgate]\npod_annotations = \"x\"\n";
+        assert!(merge(Some(bad), W, "c").is_err());
+    }
+
+    #[test]
+    fn the_default_runc_runtime_is_written_out_when_relied_on() {
+        // (config, whether merge adds runtimes.runc)
+        let cases: &[(&str, bool)] = &[
+            // Debian's stock file: the CRI plugin's runtimes are all defaults.
+            (DEBIAN, true),
+            ("", true),
+            ("version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd]\n  snapshotter = \"native\"\n", true),
+            ("version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd]\n  default_runtime_name = \"runc\"\n", true),
+            // Defined already, or another default the operator configured.
+            ("version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc]\n  runtime_type = \"io.containerd.runc.v2\"\n  [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc.options]\n    SystemdCgroup = true\n", false),
+            ("version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd]\n  default_runtime_name = \"crun\"\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.crun]\n  runtime_type = \"io.containerd.runc.v2\"\n", false),
+        ];
+        for (input, adds) in cases {
+            let e = merge(Some(input), W, "c").unwrap();
+            let rt = runtimes(&e.text);
+            let has = rt.contains_key("runc");
+            let had = runtimes_or_empty(input).contains_key("runc");
+            assert_eq!(has && !had, *adds, "{input}\n->\n{}", e.text);
+            if *adds {
+                assert_eq!(
+                    rt["runc"]["runtime_type"].as_str(),
+                    Some("io.containerd.runc.v2")
+                );
+            }
+            // An operator's runc settings are never touched.
+            if input.contains("SystemdCgroup") {
+                assert_eq!(rt["runc"]["options"]["SystemdCgroup"].as_bool(), Some(true));
+            }
+            assert!(!merge(Some(&e.text), W, "c").unwrap().changed, "{}", e.text);
+        }
+    }
+
+    fn runtimes_or_empty(text: &str) -> toml::Table {
+        let t: toml::Table = toml::from_str(text).unwrap();
+        t.get("plugins")
+            .and_then(|p| p.get("io.containerd.grpc.v1.cri"))
+            .and_then(|c| c.get("containerd"))
+            .and_then(|c| c.get("runtimes"))
+            .and_then(|r| r.as_table())
+            .cloned()
+            .unwrap_or_default()
+    }
+}
