@@ -137,7 +137,21 @@ fn symlinked_or_huge_config_is_refused() {
     let real = e.dir().join("elsewhere.json");
     std::fs::rename(e.bundle("c1").join("config.json"), &real).expect("mv");
     std::os::unix::fs::symlink(&real, e.bundle("c1").join("config.json")).expect("symlink");
-    assert_refused(&e.hook(&["prestart"], &e.state("c1")), "cannot read");
+    assert_refused(
+        &e.hook(&["prestart"], &e.state("c1")),
+        "config.json is a symbolic link: refused",
+    );
+    std::fs::remove_file(e.bundle("c1").join("config.json")).expect("rm");
+    // A FIFO would block a reader forever: refused at once, without waiting for a writer.
+    let made = Command::new("mkfifo")
+        .arg(e.bundle("c1").join("config.json"))
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    assert_refused(
+        &e.hook(&["prestart"], &e.state("c1")),
+        "config.json is not a regular file: refused",
+    );
     std::fs::remove_file(e.bundle("c1").join("config.json")).expect("rm");
     let f = std::fs::File::create(e.bundle("c1").join("config.json")).expect("create");
     f.set_len(17 << 20).expect("grow");

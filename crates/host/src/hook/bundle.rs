@@ -1,35 +1,17 @@
-//! What the runtime hands the hook: the OCI state on stdin and the bundle's
-//! `config.json`, read with limits (no symlink, no special file, bounded sizes).
+//! What the runtime hands the hook: the OCI state on stdin (bounded) and the bundle's
+//! `config.json` (read by [`crate::bundle`]: no symlink, no special file, bounded).
 
 use std::io::Read;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use modgate_core::oci::{ConfigView, OciError, State, MAX_CONFIG_BYTES};
+use modgate_core::oci::{ConfigView, State};
 
 use super::HookError;
+pub use crate::bundle::BundleError;
+use crate::bundle::{Bundle, CONFIG_NAME};
 
 /// Largest state document accepted on stdin.
 pub const MAX_STATE_BYTES: u64 = 1 << 20;
-
-/// Why the bundle's `config.json` could not be used.
-#[derive(Debug, thiserror::Error)]
-pub enum BundleError {
-    #[error("cannot read {}", path.display())]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{} is larger than {MAX_CONFIG_BYTES} bytes", path.display())]
-    TooLarge { path: PathBuf },
-    #[error("{}", path.display())]
-    Parse {
-        path: PathBuf,
-        #[source]
-        source: OciError,
-    },
-}
 
 pub fn read_state(mut stdin: impl Read) -> Result<State, HookError> {
     let mut buf = Vec::new();
@@ -44,32 +26,10 @@ pub fn read_state(mut stdin: impl Read) -> Result<State, HookError> {
     Ok(State::parse(&buf)?)
 }
 
-/// Reads `BUNDLE/config.json`: no symlink, no special file, at most 16 MiB.
+/// Reads the fields the hook needs from `BUNDLE/config.json`, through the one bundle
+/// reader the runtime wrapper uses too.
 pub fn read_config(state: &State) -> Result<ConfigView, BundleError> {
-    let bundle = Path::new(state.bundle().unwrap_or("."));
-    let path = bundle.join("config.json");
-    let err = |source| BundleError::Read {
-        path: path.clone(),
-        source,
-    };
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
-        .open(&path)
-        .map_err(err)?;
-    let meta = file.metadata().map_err(err)?;
-    if !meta.is_file() {
-        return Err(err(std::io::Error::other("not a regular file")));
-    }
-    if meta.len() > MAX_CONFIG_BYTES {
-        return Err(BundleError::TooLarge { path });
-    }
-    let mut buf = Vec::with_capacity(meta.len() as usize);
-    file.take(MAX_CONFIG_BYTES + 1)
-        .read_to_end(&mut buf)
-        .map_err(err)?;
-    if buf.len() as u64 > MAX_CONFIG_BYTES {
-        return Err(BundleError::TooLarge { path });
-    }
-    ConfigView::parse(&buf).map_err(|source| BundleError::Parse { path, source })
+    let dir = Path::new(state.bundle().unwrap_or("."));
+    let (_bundle, config) = Bundle::open_config(dir, CONFIG_NAME)?;
+    config.view()
 }
