@@ -1,64 +1,19 @@
 //! The running kernel's side of `doctor`: module support, `modules_disabled`, signature
-//! enforcement and lockdown, and this process's `CAP_SYS_MODULE`, read under the root.
-//! Kept in this one file so it can move onto the kernel module's diagnosis parser.
+//! enforcement and lockdown, and this process's `CAP_SYS_MODULE`, as the kernel module's
+//! [`Diagnosis`] reads them (the loader explains its errors from the same facts).
 
 use super::{Check, Status};
+use crate::kernel::Diagnosis;
 use crate::root::Root;
-
-/// What the kernel says about loading modules.
-#[derive(Debug, Clone, Default)]
-struct Facts {
-    proc_modules: bool,
-    /// `/proc/sys/kernel/modules_disabled`.
-    modules_disabled: Option<String>,
-    /// `/sys/module/module/parameters/sig_enforce`.
-    sig_enforce: Option<String>,
-    /// `/sys/kernel/security/lockdown`, like `[none] integrity confidentiality`.
-    lockdown: Option<String>,
-    /// `CapEff` of `/proc/self/status` (hex).
-    cap_eff: Option<String>,
-}
-
-impl Facts {
-    fn read(root: &Root) -> Self {
-        let read = |rel: &str| std::fs::read_to_string(root.path(rel)).ok();
-        let status = read("proc/self/status").unwrap_or_default();
-        Facts {
-            proc_modules: root.path("proc/modules").exists(),
-            modules_disabled: read("proc/sys/kernel/modules_disabled"),
-            sig_enforce: read("sys/module/module/parameters/sig_enforce"),
-            lockdown: read("sys/kernel/security/lockdown"),
-            cap_eff: status
-                .lines()
-                .find_map(|l| l.strip_prefix("CapEff:"))
-                .map(|v| v.trim().to_string()),
-        }
-    }
-}
 
 /// The kernel's checks, in the order they are printed.
 pub fn checks(root: &Root) -> Vec<Check> {
-    verdicts(&Facts::read(root))
+    verdicts(&Diagnosis::read(root))
 }
 
-const CAP_SYS_MODULE: u32 = 16;
-
-fn has_cap(hex: &str, bit: u32) -> Option<bool> {
-    u64::from_str_radix(hex.trim(), 16)
-        .ok()
-        .map(|v| v & (1 << bit) != 0)
-}
-
-/// The selected lockdown mode: the word in brackets.
-fn lockdown_mode(s: &str) -> Option<&str> {
-    let start = s.find('[')? + 1;
-    let end = s[start..].find(']')? + start;
-    Some(&s[start..end])
-}
-
-fn verdicts(f: &Facts) -> Vec<Check> {
+fn verdicts(f: &Diagnosis) -> Vec<Check> {
     let mut out = Vec::new();
-    out.push(if f.proc_modules {
+    out.push(if f.module_support {
         Check::new(
             "kernel modules",
             Status::Ok,
@@ -72,7 +27,7 @@ fn verdicts(f: &Facts) -> Vec<Check> {
         )
         .fix("boot a kernel built with CONFIG_MODULES=y, or build the needed drivers in")
     });
-    out.push(match f.modules_disabled.as_deref().map(str::trim) {
+    out.push(match f.modules_disabled.as_deref() {
         Some("0") => Check::new(
             "modules_disabled",
             Status::Ok,
@@ -91,7 +46,7 @@ fn verdicts(f: &Facts) -> Vec<Check> {
             Status::Warn,
             format!("unexpected kernel.modules_disabled = {v:?}"),
         ),
-        None if !f.proc_modules => {
+        None if !f.module_support => {
             Check::new("modules_disabled", Status::Skip, "no module support")
         }
         None => Check::new(
@@ -100,12 +55,8 @@ fn verdicts(f: &Facts) -> Vec<Check> {
             "cannot read /proc/sys/kernel/modules_disabled",
         ),
     });
-    let enforce = f.sig_enforce.as_deref().map(str::trim) == Some("Y");
-    let lockdown = f
-        .lockdown
-        .as_deref()
-        .and_then(lockdown_mode)
-        .filter(|m| *m != "none");
+    let enforce = f.sig_enforce == Some(true);
+    let lockdown = f.locked_down();
     out.push(match (enforce, lockdown) {
         (false, None) => Check::new(
             "signatures",
@@ -131,7 +82,7 @@ fn verdicts(f: &Facts) -> Vec<Check> {
             .fix("sign out-of-tree modules with a key the kernel trusts (a loaded unsigned module fails with EKEYREJECTED)")
         }
     });
-    out.push(match f.cap_eff.as_deref().and_then(|h| has_cap(h, CAP_SYS_MODULE)) {
+    out.push(match f.cap_sys_module {
         Some(true) => Check::new("CAP_SYS_MODULE", Status::Ok, "this process holds CAP_SYS_MODULE"),
         Some(false) => Check::new(
             "CAP_SYS_MODULE",
@@ -158,23 +109,24 @@ mod tests {
 
     #[test]
     fn kernel_table() {
-        let good = Facts {
-            proc_modules: true,
-            modules_disabled: Some("0\n".into()),
-            sig_enforce: Some("N\n".into()),
-            lockdown: Some("[none] integrity confidentiality\n".into()),
-            cap_eff: Some("000001ffffffffff".into()),
+        let good = Diagnosis {
+            module_support: true,
+            modules_disabled: Some("0".into()),
+            sig_enforce: Some(false),
+            lockdown: Some("none".into()),
+            cap_sys_module: Some(true),
+            cmdline_blacklist: Vec::new(),
         };
         // (facts, check, expected)
-        let cases: Vec<(Facts, &str, Status)> = vec![
+        let cases: Vec<(Diagnosis, &str, Status)> = vec![
             (good.clone(), "kernel modules", Status::Ok),
             (good.clone(), "modules_disabled", Status::Ok),
             (good.clone(), "signatures", Status::Ok),
             (good.clone(), "CAP_SYS_MODULE", Status::Ok),
-            (Facts::default(), "kernel modules", Status::Fail),
-            (Facts::default(), "modules_disabled", Status::Skip),
+            (Diagnosis::default(), "kernel modules", Status::Fail),
+            (Diagnosis::default(), "modules_disabled", Status::Skip),
             (
-                Facts {
+                Diagnosis {
                     modules_disabled: Some("1".into()),
                     ..good.clone()
                 },
@@ -182,23 +134,23 @@ mod tests {
                 Status::Fail,
             ),
             (
-                Facts {
-                    sig_enforce: Some("Y".into()),
+                Diagnosis {
+                    sig_enforce: Some(true),
                     ..good.clone()
                 },
                 "signatures",
                 Status::Warn,
             ),
             (
-                Facts {
-                    lockdown: Some("none [integrity] confidentiality".into()),
+                Diagnosis {
+                    lockdown: Some("integrity".into()),
                     ..good.clone()
                 },
                 "signatures",
                 Status::Warn,
             ),
             (
-                Facts {
+                Diagnosis {
                     lockdown: None,
                     sig_enforce: None,
                     ..good.clone()
@@ -207,24 +159,24 @@ mod tests {
                 Status::Ok,
             ),
             (
-                Facts {
-                    cap_eff: Some("00000000a80425fb".into()),
+                Diagnosis {
+                    cap_sys_module: Some(false),
                     ..good.clone()
                 },
                 "CAP_SYS_MODULE",
                 Status::Fail,
             ),
             (
-                Facts {
-                    cap_eff: Some("0000000000010000".into()),
+                Diagnosis {
+                    cap_sys_module: Some(true),
                     ..good.clone()
                 },
                 "CAP_SYS_MODULE",
                 Status::Ok,
             ),
             (
-                Facts {
-                    cap_eff: None,
+                Diagnosis {
+                    cap_sys_module: None,
                     ..good.clone()
                 },
                 "CAP_SYS_MODULE",
@@ -234,7 +186,7 @@ mod tests {
         for (i, (f, name, want)) in cases.iter().enumerate() {
             assert_eq!(status(&verdicts(f), name), *want, "case {i}: {name}");
         }
-        let c = verdicts(&Facts::default());
+        let c = verdicts(&Diagnosis::default());
         assert!(blocking(&c));
         assert!(
             c[0].line()

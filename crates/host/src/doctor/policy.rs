@@ -1,11 +1,10 @@
 //! The policy file: absent (the built-in default applies), valid, or invalid (every
 //! request is refused until it is corrected).
 
-use modgate_core::policy::{Mode, Policy};
+use modgate_core::policy::{Mode, Policy, DEFAULT_SOURCE};
 
 use super::{Check, Status};
-use crate::configfile::read_optional;
-use crate::policyfile::POLICY_PATH;
+use crate::policyfile::{self, POLICY_PATH};
 use crate::root::Root;
 
 /// The policy file and what came of reading it.
@@ -17,19 +16,14 @@ enum Facts {
 }
 
 impl Facts {
+    /// Read the way the hook reads it, so the doctor and the hook never disagree.
     fn read(root: &Root) -> Self {
-        let path = root.path(POLICY_PATH);
-        match read_optional(&path) {
-            Ok(None) => Facts::Missing {
+        match policyfile::load(root, None) {
+            Ok(p) if p.source == DEFAULT_SOURCE => Facts::Missing {
                 path: format!("/{POLICY_PATH}"),
-                default: Policy::builtin_default(),
+                default: p,
             },
-            Ok(Some(text)) => match Policy::parse(&path.display().to_string(), &text) {
-                Ok(p) => Facts::Parsed(p),
-                Err(e) => Facts::Invalid {
-                    error: modgate_core::error_line(&e),
-                },
-            },
+            Ok(p) => Facts::Parsed(p),
             Err(e) => Facts::Invalid {
                 error: modgate_core::error_line(&e),
             },
@@ -62,11 +56,24 @@ fn verdict(f: &Facts) -> Check {
             Status::Ok,
             format!("no {path}: the built-in default applies ({})", summary(default)),
         ),
-        Facts::Parsed(p) if p.mode == Mode::Permissive => Check::new(
-            name,
-            Status::Warn,
-            format!("{}: {}: containers may load any module not denied", p.source, summary(p)),
-        ),
+        Facts::Parsed(p) if !p.widening().is_empty() => {
+            let wider: Vec<String> = p
+                .widening()
+                .iter()
+                .map(|w| format!("{}: {}", w.key, w.why))
+                .collect();
+            Check::new(
+                name,
+                Status::Warn,
+                format!(
+                    "{}: {}; widens the built-in default: {}",
+                    p.source,
+                    summary(p),
+                    wider.join("; ")
+                ),
+            )
+            .fix("`modgate policy show` prints each key and where it came from")
+        }
         Facts::Parsed(p) => Check::new(name, Status::Ok, format!("{}: {}", p.source, summary(p))),
         Facts::Invalid { error } => Check::new(name, Status::Fail, error.clone())
             .fix("correct the file (`modgate policy default` prints a valid one); until then every request is refused"),
@@ -111,5 +118,14 @@ mod tests {
         assert_eq!(check(&root).status, Status::Warn);
         std::fs::write(&p, "mode = [\n").unwrap();
         assert_eq!(check(&root).status, Status::Fail);
+        std::fs::write(&p, "deny = [\"dccp*\"]\n").unwrap();
+        let c = check(&root);
+        assert_eq!(c.status, Status::Warn);
+        assert!(c.detail.contains("deny: no longer denies sctp*"), "{}", c.detail);
+        std::fs::write(&p, "unload = \"on-last-release\"\n").unwrap();
+        assert_eq!(check(&root).status, Status::Ok);
+        std::fs::remove_file(&p).unwrap();
+        std::os::unix::fs::symlink("/nonexistent", &p).unwrap();
+        assert_eq!(check(&root).status, Status::Fail, "a dangling link is not the default");
     }
 }
