@@ -79,24 +79,27 @@ fn open_form(dir: &Path, bin: &str, text: &str) -> Result<Form, ModDirError> {
     }
 }
 
+/// Where a kernel's module directory may be, in the order kmod looks (relative to the
+/// root).
+pub const MODULE_BASES: [&str; 2] = ["lib/modules", "usr/lib/modules"];
+
+/// The first of [`MODULE_BASES`] that holds a directory for `release`.
+pub fn locate(root: &Root, release: &str) -> Option<&'static str> {
+    MODULE_BASES
+        .into_iter()
+        .find(|b| root.path(&format!("{b}/{release}")).is_dir())
+}
+
 impl ModuleDir {
     pub fn open(root: &Root, release: &str) -> Result<Self, ModDirError> {
-        let candidates = [
-            (
-                root.path(&format!("lib/modules/{release}")),
-                format!("{}/lib/modules/{release}", root.prefix()),
-            ),
-            (
-                root.path(&format!("usr/lib/modules/{release}")),
-                format!("{}/usr/lib/modules/{release}", root.prefix()),
-            ),
-        ];
-        let Some((dir, dirname)) = candidates.iter().find(|(d, _)| d.is_dir()).cloned() else {
+        let Some(base) = locate(root, release) else {
             return Err(ModDirError::Missing {
                 release: release.to_string(),
-                tried: [candidates[0].0.clone(), candidates[1].0.clone()],
+                tried: MODULE_BASES.map(|b| root.path(&format!("{b}/{release}"))),
             });
         };
+        let dir = root.path(&format!("{base}/{release}"));
+        let dirname = format!("{}/{base}/{release}", root.prefix());
         let dep = open_form(&dir, "modules.dep.bin", "modules.dep")?;
         if matches!(dep, Form::Missing) {
             return Err(ModDirError::NoDep { dir });

@@ -52,15 +52,10 @@ impl Facts {
             ..Default::default()
         };
         let Some(kv) = release else { return f };
-        // The same two places the module directory is looked up in (crate::moddir).
-        let Some(dir) = [
-            format!("/lib/modules/{kv}"),
-            format!("/usr/lib/modules/{kv}"),
-        ]
-        .into_iter()
-        .find(|d| root.path(d).is_dir()) else {
+        let Some(base) = crate::moddir::locate(root, &kv) else {
             return f;
         };
+        let dir = format!("/{base}/{kv}");
         let real = root.path(&dir);
         f.dep_bin = mtime(&real.join("modules.dep.bin"));
         f.dep_text = real.join("modules.dep").is_file();

@@ -121,11 +121,19 @@ mod tests {
         std::fs::write(&p, "deny = [\"dccp*\"]\n").unwrap();
         let c = check(&root);
         assert_eq!(c.status, Status::Warn);
-        assert!(c.detail.contains("deny: no longer denies sctp*"), "{}", c.detail);
+        assert!(
+            c.detail.contains("deny: no longer denies sctp*"),
+            "{}",
+            c.detail
+        );
         std::fs::write(&p, "unload = \"on-last-release\"\n").unwrap();
         assert_eq!(check(&root).status, Status::Ok);
         std::fs::remove_file(&p).unwrap();
         std::os::unix::fs::symlink("/nonexistent", &p).unwrap();
-        assert_eq!(check(&root).status, Status::Fail, "a dangling link is not the default");
+        assert_eq!(
+            check(&root).status,
+            Status::Fail,
+            "a dangling link is not the default"
+        );
     }
 }
