@@ -282,14 +282,7 @@ mod tests {
 
     #[test]
     fn errors_are_explained_from_the_diagnosis() {
-        let ok = Diagnosis {
-            module_support: true,
-            modules_disabled: Some("0".into()),
-            sig_enforce: Some(false),
-            lockdown: Some("none".into()),
-            cap_sys_module: Some(true),
-            cmdline_blacklist: Vec::new(),
-        };
+        let ok = Diagnosis::healthy();
         let with = |f: &dyn Fn(&mut Diagnosis)| {
             let mut d = ok.clone();
             f(&mut d);

@@ -109,14 +109,7 @@ mod tests {
 
     #[test]
     fn kernel_table() {
-        let good = Diagnosis {
-            module_support: true,
-            modules_disabled: Some("0".into()),
-            sig_enforce: Some(false),
-            lockdown: Some("none".into()),
-            cap_sys_module: Some(true),
-            cmdline_blacklist: Vec::new(),
-        };
+        let good = Diagnosis::healthy();
         // (facts, check, expected)
         let cases: Vec<(Diagnosis, &str, Status)> = vec![
             (good.clone(), "kernel modules", Status::Ok),

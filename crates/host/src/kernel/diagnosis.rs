@@ -50,6 +50,19 @@ impl Diagnosis {
         self.modules_disabled.as_deref() == Some("1")
     }
 
+    /// A kernel that loads anything for a root caller: the starting point of tests.
+    #[cfg(test)]
+    pub(crate) fn healthy() -> Self {
+        Self {
+            module_support: true,
+            modules_disabled: Some("0".into()),
+            sig_enforce: Some(false),
+            lockdown: Some("none".into()),
+            cap_sys_module: Some(true),
+            cmdline_blacklist: Vec::new(),
+        }
+    }
+
     /// A lockdown mode that refuses unsigned modules.
     pub fn locked_down(&self) -> Option<&str> {
         self.lockdown.as_deref().filter(|m| *m != "none")
