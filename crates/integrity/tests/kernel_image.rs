@@ -92,7 +92,7 @@ fn vmlinux(a: &[u8], b: &[u8]) -> Vec<u8> {
             x ^= x << 13;
             x ^= x >> 17;
             x ^= x << 5;
-            v.push(if x % 7 == 0 { 0xe8 } else { x as u8 });
+            v.push(if x.is_multiple_of(7) { 0xe8 } else { x as u8 });
         }
     };
     junk(&mut v, 50_000);
