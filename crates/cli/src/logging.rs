@@ -38,7 +38,9 @@ impl Drop for Line {
     fn drop(&mut self) {
         let Ok(mut s) = self.sinks.lock() else { return };
         let text = String::from_utf8_lossy(&self.buf);
-        let text = text.trim_end();
+        // Fields carry what containers chose (ids): a newline or an escape in one must
+        // not forge a line or reach a terminal.
+        let text = modgate_core::printable(text.trim_end());
         if let Some(sock) = &s.syslog {
             // facility daemon (3), severity info (6)
             let _ = sock.send(format!("<30>modgate[{}]: {text}", std::process::id()).as_bytes());

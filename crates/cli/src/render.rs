@@ -95,16 +95,21 @@ fn dash(s: &str) -> String {
     }
 }
 
-/// Columns padded to their widest cell, two spaces apart, no trailing blanks.
+/// Columns padded to their widest cell, two spaces apart, no trailing blanks; control
+/// characters in a cell (a container's id) are escaped.
 fn table<const N: usize>(rows: &[[String; N]]) -> String {
+    let rows: Vec<[String; N]> = rows
+        .iter()
+        .map(|r| r.clone().map(|c| modgate_core::printable(&c).into_owned()))
+        .collect();
     let mut widths = [0usize; N];
-    for r in rows {
+    for r in &rows {
         for (w, c) in widths.iter_mut().zip(r.iter()) {
             *w = (*w).max(c.chars().count());
         }
     }
     let mut out = String::new();
-    for r in rows {
+    for r in &rows {
         let mut line = String::new();
         for (k, c) in r.iter().enumerate() {
             line.push_str(&format!("{c:<w$}  ", w = widths[k]));

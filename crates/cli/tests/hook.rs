@@ -277,3 +277,38 @@ fn a_policy_path_that_is_present_but_broken_fails_closed() {
     std::fs::create_dir(&policy).expect("mkdir");
     assert_refused(&e.hook(&["prestart"], &e.state("c1")), "cannot read policy");
 }
+
+#[test]
+fn a_container_id_cannot_forge_log_lines_or_reach_a_terminal() {
+    let e = env();
+    e.live(&["dummy"]);
+    e.request("c1", "dummy");
+    let evil = "evil\nFORGED decision=allowed\u{1b}[31m";
+    let state = format!(
+        r#"{{"ociVersion":"1.0.2","id":{},"bundle":"{}"}}"#,
+        serde_json::to_string(evil).expect("json"),
+        e.bundle("c1").display()
+    );
+    let log = e.log_path().display().to_string();
+    let o = e.hook(&["prestart", "--log", &log], &state);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = e.log();
+    assert_eq!(text.lines().count(), 1, "one event, one line: {text:?}");
+    assert!(!text.contains('\u{1b}'), "{text:?}");
+    assert!(text.contains("evil\\nFORGED"), "{text:?}");
+    let status = e.modgate(&["--kernel-release", "6.1.0-fixture", "status"], "");
+    let out = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        !out.contains('\u{1b}') && !out.contains("\nFORGED"),
+        "{out:?}"
+    );
+    // A refusal for such a container is still one line, with no raw escape.
+    e.request("c2", "dccp");
+    let state2 = state.replace("/c1", "/c2");
+    let o = e.hook(&["prestart", "--log", &log], &state2);
+    let err = stderr(&o);
+    assert!(!o.status.success());
+    assert_eq!(err.lines().count(), 1, "{err:?}");
+    assert!(!err.contains('\u{1b}'), "{err:?}");
+    assert!(!e.log().contains('\u{1b}'));
+}

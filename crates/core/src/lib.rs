@@ -38,6 +38,24 @@ pub fn error_line(e: &(dyn std::error::Error + 'static)) -> String {
     one_line(&out)
 }
 
+/// `s` with every control character (newline and escape included) written as an escape
+/// sequence, so that text a container chose (its id, say) can never start a line of its
+/// own or drive a terminal, wherever modgate prints or logs it.
+pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for ch in s.chars() {
+        if ch.is_control() {
+            out.extend(ch.escape_default());
+        } else {
+            out.push(ch);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 fn one_line(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut gap = false;
@@ -61,7 +79,17 @@ fn one_line(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::error_line;
+    use super::{error_line, printable};
+
+    #[test]
+    fn printable_escapes_every_control_character() {
+        assert_eq!(printable("web1"), "web1");
+        assert_eq!(
+            printable("a\nFORGED\u{1b}[31m\r\t\u{7f}"),
+            "a\\nFORGED\\u{1b}[31m\\r\\t\\u{7f}"
+        );
+        assert!(!printable("x\u{85}y").chars().any(char::is_control));
+    }
 
     #[derive(Debug, thiserror::Error)]
     #[error("{msg}")]

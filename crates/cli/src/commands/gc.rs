@@ -30,7 +30,7 @@ pub fn run(g: &Global, args: &GcArgs) -> Result<ExitCode, Error> {
     let lock = HostLock::acquire(&root)?;
     let mut session = Session::open(&root, &lock)?;
     for w in &session.warnings {
-        eprintln!("modgate: warning: {w}");
+        eprintln!("modgate: warning: {}", modgate_core::printable(w));
     }
     let r = session.gc(
         &Syscalls,
@@ -44,16 +44,17 @@ pub fn run(g: &Global, args: &GcArgs) -> Result<ExitCode, Error> {
     } else {
         ("dropped", "unloaded")
     };
-    for id in &r.dropped {
+    let shown = |id: &str| modgate_core::printable(id).into_owned();
+    for id in r.dropped.iter().map(|i| shown(i)) {
         println!("{drop} the record of {id}: container gone");
     }
-    for id in &r.too_young {
+    for id in r.too_young.iter().map(|i| shown(i)) {
         println!(
             "kept the record of {id}: written in the last {} s (see --grace)",
             args.grace
         );
     }
-    for id in &r.unknown {
+    for id in r.unknown.iter().map(|i| shown(i)) {
         println!("kept the record of {id}: cannot tell whether it is alive (no runc or crun state directory; give --alive-ids)");
     }
     for m in &r.unloaded.removed {

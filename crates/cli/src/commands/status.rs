@@ -16,7 +16,7 @@ pub fn run(g: &Global, args: &StatusArgs) -> Result<ExitCode, Error> {
     let lock = HostLock::acquire(&root)?;
     let session = Session::open(&root, &lock)?;
     for w in &session.warnings {
-        eprintln!("modgate: warning: {w}");
+        eprintln!("modgate: warning: {}", modgate_core::printable(w));
     }
     let status = session.status();
     if args.json {

@@ -38,11 +38,11 @@ pub fn run(g: &Global, args: &UnloadArgs) -> Result<ExitCode, Error> {
     let lock = HostLock::acquire(&root)?;
     let mut session = Session::open(&root, &lock)?;
     for w in &session.warnings {
-        eprintln!("modgate: warning: {w}");
+        eprintln!("modgate: warning: {}", modgate_core::printable(w));
     }
     let (ask, done) = session.unload_named(&Syscalls, &names, args.force, &closure_of)?;
     for w in &ask.warnings {
-        eprintln!("modgate: warning: {w}");
+        eprintln!("modgate: warning: {}", modgate_core::printable(w));
     }
     for m in &done.removed {
         println!("unloaded {m}");
