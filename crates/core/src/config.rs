@@ -41,6 +41,8 @@ pub struct Softdep {
     pub pattern: String,
     pub pre: Vec<String>,
     pub post: Vec<String>,
+    /// The value `modprobe -c` prints for this line.
+    pub shown: String,
     pub source: Source,
 }
 
@@ -167,6 +169,33 @@ impl Config {
                 source: source.clone(),
             });
         }
+    }
+
+    /// The configuration as `modprobe -c` prints it, up to and including the line that
+    /// introduces the index dump: blacklists, install and remove commands, aliases,
+    /// options and softdeps, each kind in the order read.
+    pub fn render_modprobe_c(&self) -> String {
+        let mut out = String::new();
+        for b in &self.blacklist {
+            out.push_str(&format!("blacklist {}\n", b.module));
+        }
+        for c in &self.install {
+            out.push_str(&format!("install {} {}\n", c.module, c.command));
+        }
+        for c in &self.remove {
+            out.push_str(&format!("remove {} {}\n", c.module, c.command));
+        }
+        for a in &self.aliases {
+            out.push_str(&format!("alias {} {}\n", a.pattern, a.module));
+        }
+        for o in &self.options {
+            out.push_str(&format!("options {} {}\n", o.module, o.options));
+        }
+        for s in &self.softdeps {
+            out.push_str(&format!("softdep {} {}\n", s.pattern, s.shown));
+        }
+        out.push_str("\n# End of configuration files. Dumping indexes now:\n\n");
+        out
     }
 
     /// The options for a module found under `name` (and `alias`, when it was found
@@ -323,33 +352,81 @@ pub fn kcmdline_options(cmdline: &[u8]) -> Vec<KcmdlineOption> {
     out
 }
 
+/// C's `isspace()` in the C locale.
+fn is_c_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
+}
+
+/// kmod's `kmod_config_add_softdep` tokenizer. It is not a plain split on blanks: the
+/// text starts just past the one blank that ended the module name, and a single blank
+/// there sticks to the first word, so `softdep m  pre: a` (two blanks) reads as a
+/// first word ` pre:` that is not a keyword, and lists nothing.
 fn parse_softdep(pattern: String, tail: &str, source: Source) -> Softdep {
-    #[derive(PartialEq)]
+    #[derive(Clone, Copy, PartialEq)]
     enum Mode {
         None,
         Pre,
         Post,
     }
+    let bytes = tail.as_bytes();
     let mut mode = Mode::None;
-    let (mut pre, mut post) = (Vec::new(), Vec::new());
-    for tok in tail
-        .split(|c: char| c.is_ascii_whitespace() || c == '\x0b')
-        .filter(|t| !t.is_empty())
-    {
-        match tok {
+    let mut names: Vec<(Mode, &str)> = Vec::new();
+    let (mut word, mut was_space) = (0usize, false);
+    for at in 0..=bytes.len() {
+        let end = at == bytes.len();
+        if !end {
+            if !is_c_space(bytes[at]) {
+                was_space = false;
+                continue;
+            }
+            if was_space {
+                word = at + 1;
+                continue;
+            }
+            was_space = true;
+            if word >= at {
+                continue;
+            }
+        }
+        let w = tail.get(word.min(at)..at).unwrap_or("");
+        match w {
             "pre:" => mode = Mode::Pre,
             "post:" => mode = Mode::Post,
-            t => match mode {
-                Mode::Pre => pre.push(t.to_string()),
-                Mode::Post => post.push(t.to_string()),
-                Mode::None => {}
-            },
+            _ if !end || !was_space => {
+                if mode != Mode::None {
+                    names.push((mode, w));
+                }
+            }
+            _ => {}
         }
+        word = at + 1;
     }
+    let list = |m: Mode| -> Vec<String> {
+        names
+            .iter()
+            .filter(|(k, _)| *k == m)
+            .map(|(_, n)| n.to_string())
+            .collect()
+    };
+    // kmod 30 prints the names of one kind as the stretch of its word buffer from the
+    // first name of that kind to the last, so names of the other kind in between show up
+    // too, and no blank separates the two parts.
+    let span = |m: Mode, label: &str| -> String {
+        let first = names.iter().position(|(k, _)| *k == m);
+        let last = names.iter().rposition(|(k, _)| *k == m);
+        match (first, last) {
+            (Some(f), Some(l)) => {
+                let words: Vec<&str> = names[f..=l].iter().map(|(_, n)| *n).collect();
+                format!("{label} {}", words.join(" "))
+            }
+            _ => String::new(),
+        }
+    };
     Softdep {
         pattern,
-        pre,
-        post,
+        pre: list(Mode::Pre),
+        post: list(Mode::Post),
+        shown: format!("{}{}", span(Mode::Pre, "pre:"), span(Mode::Post, "post:")),
         source,
     }
 }
@@ -581,6 +658,46 @@ mod tests {
         // kmod reads at most 4095 bytes.
         let long = format!("{} foo.p=1", "x".repeat(4089));
         assert_eq!(kcmdline(&long).0, [("foo".to_string(), "p".to_string())]);
+    }
+
+    #[test]
+    fn modprobe_c_rendering_and_softdep_words() {
+        // The expected text is kmod 30's `modprobe -c` for the same file.
+        let c = parse(concat!(
+            "softdep f1 pre: a post: b pre: c\n",
+            "softdep f2 post: c\n",
+            "softdep f4 pre:\n",
+            "softdep f5  pre:   a   b  \n",
+            "softdep f6 pre:a x\n",
+            "softdep f7 post: a pre: b post: c\n",
+            "softdep f-8 pre: x-y\tpost:\tz\n",
+            "blacklist a-b\n",
+            "alias a-b c-d\n",
+            "install i-j  /bin/x  y\n",
+            "remove r\toptions\n",
+            "options o\t\ta\tb\n",
+        ));
+        assert_eq!(c.softdeps[0].pre, ["a", "c"]);
+        assert_eq!(c.softdeps[0].post, ["b"]);
+        assert!(c.softdeps[3].pre.is_empty(), "two blanks hide pre:");
+        assert_eq!(
+            c.render_modprobe_c(),
+            concat!(
+                "blacklist a_b\n",
+                "install i_j  /bin/x  y\n",
+                "remove r options\n",
+                "alias a_b c_d\n",
+                "options o  a b\n",
+                "softdep f1 pre: a b cpost: b\n",
+                "softdep f2 post: c\n",
+                "softdep f4 \n",
+                "softdep f5 \n",
+                "softdep f6 \n",
+                "softdep f7 pre: bpost: a b c\n",
+                "softdep f_8 pre: x-ypost: z\n",
+                "\n# End of configuration files. Dumping indexes now:\n\n",
+            )
+        );
     }
 
     #[test]

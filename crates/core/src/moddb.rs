@@ -114,6 +114,35 @@ impl<'a> ModuleDb<'a> {
     }
 }
 
+impl ModuleDb<'_> {
+    /// What `modprobe -c` prints after the configuration: every entry of
+    /// `modules.alias` then of `modules.symbols`, as `alias KEY MODULE`, in the binary
+    /// index's trie order. An index read from its text form (kmod would print nothing for
+    /// it, since it reads only `.bin` files) is listed in file order.
+    pub fn render_modprobe_c_dump(&self) -> Result<String, DbError> {
+        let mut out = String::new();
+        for (idx, kind) in [
+            (&self.alias, IndexKind::Alias),
+            (&self.symbols, IndexKind::Symbols),
+        ] {
+            match idx {
+                AliasIndex::Bin(b) => {
+                    for (key, v) in b.dump().map_err(at(kind))? {
+                        out.push_str(&format!("alias {key} {}\n", v.value));
+                    }
+                }
+                AliasIndex::Text(entries) => {
+                    for (pattern, module, _) in entries {
+                        out.push_str(&format!("alias {pattern} {module}\n"));
+                    }
+                }
+                AliasIndex::Missing => {}
+            }
+        }
+        Ok(out)
+    }
+}
+
 fn wild(idx: &AliasIndex<'_>, key: &str) -> Result<Vec<String>, IndexError> {
     let values = match idx {
         AliasIndex::Bin(b) => b.search_wild(key)?,
