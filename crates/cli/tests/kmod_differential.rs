@@ -918,3 +918,141 @@ fn generated_kernel_command_lines_agree_with_modprobe() {
     assert!(with_options > LINES / 3 && with_blacklist > LINES / 5);
     report("generated kernel command lines", cases.len(), &bad);
 }
+
+// ---- The reported failures, as they were reported ---------------------------------------
+
+/// Both tools on one name; asserts they agree and returns modprobe's answer.
+fn same_answer(root: &Path, release: &str, conf: &Path, name: &str, bind: Option<&Path>) -> String {
+    let want = modprobe(root, release, &[conf], name, bind);
+    let got = modgate(root, release, &[conf], name);
+    assert_eq!(got, want, "{name} in {}", root.display());
+    want
+}
+
+#[test]
+fn reported_trees_agree_with_modprobe() {
+    if !can_build_trees() {
+        return;
+    }
+    // A 4.19 tree: depmod leaves a 0-byte modules.builtin.alias.bin.
+    let r = kmodtree::build(
+        &Spec {
+            name: "4.19.90",
+            release: "4.19.90",
+            modules: vec![module("kernel/foo.ko", &["name=foo"], &[], &[])],
+            builtin: Some(vec!["kernel/net/unix/unix.ko"]),
+            ..Default::default()
+        },
+        "",
+    );
+    assert_eq!(
+        same_answer(r.root(), "4.19.90", &r.conf, "foo", None),
+        format!("insmod {}/kernel/foo.ko \nrc=0", r.moddir().display())
+    );
+    // Every module built in: modules.dep.bin has no entries.
+    let r2 = kmodtree::build(
+        &Spec {
+            name: "1.0",
+            release: "1.0",
+            builtin: Some(vec!["kernel/net/unix/unix.ko"]),
+            builtin_modinfo: Some(vec!["unix.alias=net-pf-1"]),
+            ..Default::default()
+        },
+        "",
+    );
+    for name in ["unix", "net-pf-1"] {
+        assert_eq!(
+            same_answer(r2.root(), "1.0", &r2.conf, name, None),
+            "builtin unix\nrc=0"
+        );
+    }
+    assert!(same_answer(r2.root(), "1.0", &r2.conf, "foo", None).ends_with("rc=1"));
+    // The kernel command lines of the report, with module foo.
+    let cmdline = r.root().join("proc/cmdline");
+    let insmod = format!("insmod {}/kernel/foo.ko", r.moddir().display());
+    for (line, options) in [
+        ("foo.a foo.b=1", "a b=1 "),
+        ("foo.p=1.5G", "p=1.5G "),
+        ("foo.p=\"a b\"", "p=\"a b\" "),
+        ("\"foo.p=a b\"", "p=\"a b\" "),
+        ("foo.x.y=1", ""),
+    ] {
+        std::fs::write(&cmdline, format!("{line}\n")).expect("write cmdline");
+        assert_eq!(
+            same_answer(r.root(), "4.19.90", &r.conf, "foo", Some(&cmdline)),
+            format!("{insmod} {options}\nrc=0"),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn show_config_agrees_with_modprobe_c() {
+    // `modgate config` against `modprobe -c` on the real tree: the fixture configuration
+    // under the host's command line and under the fixture command line, alias and symbol
+    // index dumps included.
+    let Some(tree) = tree("MODGATE_KERNEL_ROOT") else {
+        return;
+    };
+    let (c1, c2) = (fixture("conf1"), fixture("conf2"));
+    let fixture_cmdline = std::fs::read_to_string(fixture("cmdline")).expect("cmdline");
+    let cases: [(&str, &[&Path], String); 3] = [
+        ("fixture configuration", &[&c1, &c2], host_cmdline()),
+        ("fixture command line", &[&c1], fixture_cmdline),
+        ("no configuration", &[], host_cmdline()),
+    ];
+    let mut bad = Vec::new();
+    for (what, confs, cmdline) in &cases {
+        let root = make_root(&tree, cmdline, false);
+        let empty = tempfile::tempdir().expect("tempdir");
+        let confs: Vec<&Path> = if confs.is_empty() {
+            vec![empty.path()]
+        } else {
+            confs.to_vec()
+        };
+        let file = root.path().join("proc/cmdline");
+        let mut args: Vec<std::ffi::OsString> = vec!["-d".into(), root.path().into()];
+        args.extend(["-S".into(), tree.release.clone().into()]);
+        let mut mg = Command::new(env!("CARGO_BIN_EXE_modgate"));
+        mg.arg("--root")
+            .arg(root.path())
+            .args(["--kernel-release", &tree.release]);
+        for c in &confs {
+            args.extend(["-C".into(), c.as_os_str().to_owned()]);
+            mg.arg("--config-dir").arg(c);
+        }
+        let script = "mount --bind \"$0\" /proc/cmdline && exec modprobe \"$@\" -c";
+        let want = Command::new("unshare")
+            .args(["-m", "--propagation", "private", "sh", "-c", script])
+            .arg(&file)
+            .args(&args)
+            .output()
+            .expect("run modprobe");
+        let got = mg.arg("config").output().expect("run modgate");
+        let lines = want.stdout.split(|&b| b == b'\n').count();
+        assert!(
+            lines > 1000,
+            "{what}: modprobe -c printed only {lines} lines"
+        );
+        if let Some(d) = diff(
+            what,
+            &format!(
+                "{}rc={:?}",
+                String::from_utf8_lossy(&want.stdout),
+                want.status.code()
+            ),
+            &format!(
+                "{}rc={:?}",
+                String::from_utf8_lossy(&got.stdout),
+                got.status.code()
+            ),
+        ) {
+            bad.push(d.chars().take(4000).collect());
+        }
+    }
+    report(
+        "configurations shown as modprobe -c shows them",
+        cases.len(),
+        &bad,
+    );
+}
