@@ -392,11 +392,7 @@ fn parse_softdep(pattern: String, tail: &str, source: Source) -> Softdep {
         match w {
             "pre:" => mode = Mode::Pre,
             "post:" => mode = Mode::Post,
-            _ if !end || !was_space => {
-                if mode != Mode::None {
-                    names.push((mode, w));
-                }
-            }
+            _ if (!end || !was_space) && mode != Mode::None => names.push((mode, w)),
             _ => {}
         }
         word = at + 1;
