@@ -28,6 +28,15 @@ pub struct Command {
     pub module: String,
     pub command: String,
     pub source: Source,
+    /// The line of `source` that gave it (its last, for a continued line, as kmod counts).
+    pub line: usize,
+}
+
+impl Command {
+    /// Where the command was given, as `FILE line N`.
+    pub fn place(&self) -> String {
+        format!("{} line {}", self.source, self.line)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,11 +118,13 @@ impl Config {
                                     module,
                                     command: tail.into(),
                                     source,
+                                    line: linenum,
                                 }),
                                 "remove" => self.remove.push(Command {
                                     module,
                                     command: tail.into(),
                                     source,
+                                    line: linenum,
                                 }),
                                 _ => self.softdeps.push(parse_softdep(module, tail, source)),
                             }
