@@ -1056,3 +1056,35 @@ fn show_config_agrees_with_modprobe_c() {
         &bad,
     );
 }
+
+#[test]
+fn dependency_loop_tree_agrees_with_modprobe() {
+    // loop_x needs loop_z, patched into loop_x needing loop_y, which needs loop_x.
+    let tree = check_tree(&Spec {
+        name: "dependency loop",
+        release: "4.18.0-348.el8.x86_64",
+        modules: vec![
+            module("kernel/l/loop_x.ko", &[], &["x_sym"], &["z_sym"]),
+            module(
+                "kernel/l/loop_y.ko",
+                &["alias=loop-alias"],
+                &["y_sym"],
+                &["x_sym"],
+            ),
+            module("kernel/l/loop_z.ko", &[], &["z_sym"], &[]),
+            module("kernel/l/loop_top.ko", &[], &[], &["y_sym"]),
+        ],
+        patch_dep: vec![(
+            "kernel/l/loop_x.ko: kernel/l/loop_z.ko",
+            "kernel/l/loop_x.ko: kernel/l/loop_y.ko",
+        )],
+        modprobe_d: vec![("s.conf", "softdep loop_z pre: loop_top\n")],
+        extra_names: vec!["nosuch"],
+        ..Default::default()
+    });
+    if let Some(t) = tree {
+        let dep = std::fs::read_to_string(t.moddir().join("modules.dep")).expect("modules.dep");
+        assert!(dep.contains("loop_x.ko: kernel/l/loop_y.ko"), "{dep}");
+        assert!(shown(&t, "loop_top").contains("loop_x.ko"));
+    }
+}

@@ -47,6 +47,10 @@ pub struct Spec {
     pub depmod_conf: Option<&'static str>,
     /// modprobe.d files (name, text).
     pub modprobe_d: Vec<(&'static str, &'static str)>,
+    /// Byte-for-byte replacements (same length) made in `modules.dep` and
+    /// `modules.dep.bin` after depmod ran: depmod refuses to write a dependency cycle,
+    /// and this is how a test gets one (as an older depmod or a hand-made tree has).
+    pub patch_dep: Vec<(&'static str, &'static str)>,
     /// Files written into the module directory after depmod ran (name, bytes).
     pub extra_files: Vec<(&'static str, &'static [u8])>,
     /// Names to look up beyond those the indexes list (config aliases, unknown names).
@@ -147,6 +151,19 @@ pub fn build(spec: &Spec, cmdline: &str) -> Built {
         depmod.arg("-C").arg(&d);
     }
     run(depmod.arg(spec.release));
+    for (from, to) in &spec.patch_dep {
+        assert_eq!(from.len(), to.len(), "a patch keeps the length");
+        for file in ["modules.dep", "modules.dep.bin"] {
+            let path = moddir.join(file);
+            let mut data = std::fs::read(&path).expect("read modules.dep");
+            let at = data
+                .windows(from.len())
+                .position(|w| w == from.as_bytes())
+                .unwrap_or_else(|| panic!("{from:?} not in {file}"));
+            data[at..at + to.len()].copy_from_slice(to.as_bytes());
+            std::fs::write(&path, data).expect("write modules.dep");
+        }
+    }
     for (name, data) in &spec.extra_files {
         std::fs::write(moddir.join(name), data).expect("extra file");
     }
