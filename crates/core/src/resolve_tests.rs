@@ -61,11 +61,12 @@ fn fixture() -> Fixture {
         })
         .collect();
     let alias: Vec<(String, String, u32)> = moddb::parse_alias_text(ALIAS)
-        .into_iter()
-        .map(|(p, m, _)| (p, m.clone(), prio(&m)))
+        .entries()
+        .iter()
+        .map(|(p, m, _)| (p.clone(), m.clone(), prio(m)))
         .collect();
-    let symbols = moddb::parse_alias_text(SYMBOLS);
-    let builtin_alias = moddb::parse_builtin_modinfo(MODINFO);
+    let symbols = moddb::parse_alias_text(SYMBOLS).entries().to_vec();
+    let builtin_alias = moddb::parse_builtin_modinfo(MODINFO).entries().to_vec();
     let refs = |v: &[(String, String, u32)]| -> Vec<u8> {
         let e: Vec<(&str, &str, u32)> = v
             .iter()
