@@ -1,9 +1,7 @@
-//! Small module trees built the way a distribution builds them: fake modules (object
-//! files whose `.modinfo` section carries `alias=`, `softdep=`, ... and whose
-//! `__ksymtab_strings` section exports symbols other modules use), indexed by the system
-//! `depmod`. kmod reads them exactly as it reads a real kernel's tree.
-
-#![allow(dead_code)]
+//! Fake modules and the module trees the system `depmod` builds from them: object files
+//! whose `.modinfo` section carries `alias=`, `softdep=`, ... and whose
+//! `__ksymtab_strings` section exports symbols other modules use. kmod reads such a tree
+//! exactly as it reads a real kernel's.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
