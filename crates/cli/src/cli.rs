@@ -34,6 +34,8 @@ pub struct Global {
 pub enum Command {
     /// Show what loading modules would do, without loading anything
     Plan(PlanArgs),
+    /// Print the modprobe configuration modgate reads, as `modprobe -c` prints it
+    Config,
     /// Load modules into the running kernel, all or nothing, behind the policy
     Load(RequestArgs),
     /// Run as an OCI hook: read the state on stdin, load what the container requests

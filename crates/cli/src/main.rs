@@ -56,6 +56,7 @@ fn run(cli: &cli::Cli) -> Result<ExitCode, Error> {
     let g = &cli.global;
     match &cli.command {
         cli::Command::Plan(a) => commands::plan::run(&settings::Settings::resolve(g)?, a),
+        cli::Command::Config => commands::config::run(&settings::Settings::resolve(g)?),
         cli::Command::Load(a) => commands::load::run(g, a),
         cli::Command::Hook(a) => commands::hook::run(g, a),
         cli::Command::Policy(c) => commands::policy::run(g, c),

@@ -5,6 +5,11 @@
 //! The tree comes from `scripts/fetch-kernel` (Debian's kernel package, depmod'ed) via
 //! `MODGATE_KERNEL_ROOT` and `MODGATE_KERNEL_RELEASE`; `scripts/test` sets them. Without
 //! them the tests say so and pass, unless `MODGATE_REQUIRE_REAL=1` (CI), where they fail.
+//! `modgate config` is compared with `modprobe -c` on the same tree.
+//!
+//! `trees` builds the layouts users have (pre-5.2 kernels, all built in, external
+//! modules, ...) with the system `depmod` from fake modules; `cmdline` compares thousands
+//! of generated kernel command lines. Those need only `cc`, `depmod` and `modprobe`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -385,3 +390,114 @@ fn xz_compressed_tree_agrees_with_modprobe() {
 fn zstd_compressed_tree_agrees_with_modprobe() {
     compressed("MODGATE_KERNEL_ROOT_ZSTD", "modules of the .ko.zst tree");
 }
+
+/// `modprobe -c` as kmod prints it, with the same exit-status suffix as `modprobe()`.
+fn modprobe_c(root: &Path, release: &str, conf: &Path) -> String {
+    let out = Command::new("modprobe")
+        .arg("-d")
+        .arg(root)
+        .args(["-S", release, "-C"])
+        .arg(conf)
+        .arg("-c")
+        .output()
+        .expect("run modprobe (package kmod)");
+    format!(
+        "{}rc={}",
+        String::from_utf8_lossy(&out.stdout),
+        out.status.code().unwrap_or(-1)
+    )
+}
+
+fn modgate_config(root: &Path, release: &str, conf: &Path) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_modgate"))
+        .arg("--root")
+        .arg(root)
+        .args(["--kernel-release", release, "--config-dir"])
+        .arg(conf)
+        .arg("config")
+        .output()
+        .expect("run modgate");
+    format!(
+        "{}rc={}",
+        String::from_utf8_lossy(&out.stdout),
+        out.status.code().unwrap_or(-1)
+    )
+}
+
+#[test]
+fn show_config_agrees_with_modprobe_c() {
+    // `modgate config` against `modprobe -c` on the real tree: the fixture configuration
+    // under the host's command line and under the fixture command line, alias and symbol
+    // index dumps included.
+    let Some(tree) = tree("MODGATE_KERNEL_ROOT") else {
+        return;
+    };
+    let (c1, c2) = (fixture("conf1"), fixture("conf2"));
+    let fixture_cmdline = std::fs::read_to_string(fixture("cmdline")).expect("cmdline");
+    let cases: [(&str, &[&Path], String); 3] = [
+        ("fixture configuration", &[&c1, &c2], host_cmdline()),
+        ("fixture command line", &[&c1], fixture_cmdline),
+        ("no configuration", &[], host_cmdline()),
+    ];
+    let mut bad = Vec::new();
+    for (what, confs, cmdline) in &cases {
+        let root = make_root(&tree, cmdline, false);
+        let empty = tempfile::tempdir().expect("tempdir");
+        let confs: Vec<&Path> = if confs.is_empty() {
+            vec![empty.path()]
+        } else {
+            confs.to_vec()
+        };
+        let file = root.path().join("proc/cmdline");
+        let mut args: Vec<std::ffi::OsString> = vec!["-d".into(), root.path().into()];
+        args.extend(["-S".into(), tree.release.clone().into()]);
+        let mut mg = Command::new(env!("CARGO_BIN_EXE_modgate"));
+        mg.arg("--root")
+            .arg(root.path())
+            .args(["--kernel-release", &tree.release]);
+        for c in &confs {
+            args.extend(["-C".into(), c.as_os_str().to_owned()]);
+            mg.arg("--config-dir").arg(c);
+        }
+        let script = "mount --bind \"$0\" /proc/cmdline && exec modprobe \"$@\" -c";
+        let want = Command::new("unshare")
+            .args(["-m", "--propagation", "private", "sh", "-c", script])
+            .arg(&file)
+            .args(&args)
+            .output()
+            .expect("run modprobe");
+        let got = mg.arg("config").output().expect("run modgate");
+        let lines = want.stdout.split(|&b| b == b'\n').count();
+        assert!(
+            lines > 1000,
+            "{what}: modprobe -c printed only {lines} lines"
+        );
+        if let Some(d) = diff(
+            what,
+            &format!(
+                "{}rc={:?}",
+                String::from_utf8_lossy(&want.stdout),
+                want.status.code()
+            ),
+            &format!(
+                "{}rc={:?}",
+                String::from_utf8_lossy(&got.stdout),
+                got.status.code()
+            ),
+        ) {
+            bad.push(d.chars().take(4000).collect());
+        }
+    }
+    report(
+        "configurations shown as modprobe -c shows them",
+        cases.len(),
+        &bad,
+    );
+}
+
+#[path = "kmod_differential/cmdline.rs"]
+mod cmdline;
+#[path = "kmod_differential/fake_tree.rs"]
+mod fake_tree;
+#[path = "kmod_differential/trees.rs"]
+mod trees;

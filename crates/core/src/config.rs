@@ -4,7 +4,7 @@
 //! are recorded, never run.
 
 use crate::fnmatch::fnmatch;
-use crate::name::underscores;
+use crate::name::{alias_normalize, underscores};
 
 /// Where a directive came from: a file path, or `/proc/cmdline`.
 pub type Source = std::sync::Arc<str>;
@@ -28,6 +28,15 @@ pub struct Command {
     pub module: String,
     pub command: String,
     pub source: Source,
+    /// The line of `source` that gave it (its last, for a continued line, as kmod counts).
+    pub line: usize,
+}
+
+impl Command {
+    /// Where the command was given, as `FILE line N`.
+    pub fn place(&self) -> String {
+        format!("{} line {}", self.source, self.line)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +50,8 @@ pub struct Softdep {
     pub pattern: String,
     pub pre: Vec<String>,
     pub post: Vec<String>,
+    /// The value `modprobe -c` prints for this line.
+    pub shown: String,
     pub source: Source,
 }
 
@@ -107,11 +118,13 @@ impl Config {
                                     module,
                                     command: tail.into(),
                                     source,
+                                    line: linenum,
                                 }),
                                 "remove" => self.remove.push(Command {
                                     module,
                                     command: tail.into(),
                                     source,
+                                    line: linenum,
                                 }),
                                 _ => self.softdeps.push(parse_softdep(module, tail, source)),
                             }
@@ -137,54 +150,63 @@ impl Config {
     }
 
     /// Reads module options (`name.param=value`) and `modprobe.blacklist=a,b` from the
-    /// kernel command line, after the files, as kmod does.
-    pub fn parse_kcmdline(&mut self, cmdline: &str) {
+    /// kernel command line, after the files, as kmod does (see [`kcmdline_options`]).
+    pub fn parse_kcmdline(&mut self, cmdline: impl AsRef<[u8]>) {
         let source: Source = "/proc/cmdline".into();
-        let line = cmdline.split('\n').next().unwrap_or("");
-        for word in line.split(' ') {
-            // kmod's scanner: the module name ends at a '.', and every later '.' starts
-            // the parameter again; a value needs an '=' after a parameter.
-            let mut modname: Option<&str> = None;
-            let mut param_start: Option<usize> = None;
-            let mut has_value = false;
-            let mut seg_start = 0usize;
-            for (i, c) in word.char_indices() {
-                match c {
-                    '.' => {
-                        if modname.is_none() {
-                            modname = Some(&word[seg_start..i]);
-                        }
-                        param_start = Some(i + 1);
-                        seg_start = i + 1;
-                    }
-                    '=' if param_start.is_some() => has_value = true,
-                    _ => {}
+        for KcmdlineOption {
+            module,
+            param,
+            value,
+        } in kcmdline_options(cmdline.as_ref())
+        {
+            if module == b"modprobe" && param.starts_with(b"blacklist=") {
+                // Every piece, empty ones included, taken as it is.
+                for m in value.unwrap_or_default().split(|&b| b == b',') {
+                    self.blacklist.push(Blacklist {
+                        module: String::from_utf8_lossy(m).into_owned(),
+                        source: source.clone(),
+                    });
                 }
+                continue;
             }
-            let (Some(modname), Some(p)) = (modname, param_start) else {
+            let module = String::from_utf8_lossy(&module);
+            // kmod ignores an option whose module name has an unbalanced bracket.
+            let Ok(module) = alias_normalize(&module) else {
                 continue;
             };
-            if !has_value {
-                continue;
-            }
-            let param = &word[p..];
-            if modname == "modprobe" {
-                if let Some(list) = param.strip_prefix("blacklist=") {
-                    for m in list.split(',') {
-                        self.blacklist.push(Blacklist {
-                            module: m.to_string(),
-                            source: source.clone(),
-                        });
-                    }
-                }
-                continue;
-            }
             self.options.push(Options {
-                module: underscores(modname),
-                options: param.to_string(),
+                module,
+                options: String::from_utf8_lossy(&param).replace('\t', " "),
                 source: source.clone(),
             });
         }
+    }
+
+    /// The configuration as `modprobe -c` prints it, up to and including the line that
+    /// introduces the index dump: blacklists, install and remove commands, aliases,
+    /// options and softdeps, each kind in the order read.
+    pub fn render_modprobe_c(&self) -> String {
+        let mut out = String::new();
+        for b in &self.blacklist {
+            out.push_str(&format!("blacklist {}\n", b.module));
+        }
+        for c in &self.install {
+            out.push_str(&format!("install {} {}\n", c.module, c.command));
+        }
+        for c in &self.remove {
+            out.push_str(&format!("remove {} {}\n", c.module, c.command));
+        }
+        for a in &self.aliases {
+            out.push_str(&format!("alias {} {}\n", a.pattern, a.module));
+        }
+        for o in &self.options {
+            out.push_str(&format!("options {} {}\n", o.module, o.options));
+        }
+        for s in &self.softdeps {
+            out.push_str(&format!("softdep {} {}\n", s.pattern, s.shown));
+        }
+        out.push_str("\n# End of configuration files. Dumping indexes now:\n\n");
+        out
     }
 
     /// The options for a module found under `name` (and `alias`, when it was found
@@ -222,33 +244,196 @@ impl Config {
     }
 }
 
+/// The longest command line kmod reads (its buffer is 4096 bytes with the final NUL).
+const KCMDLINE_MAX: usize = 4095;
+
+/// One `module.param[=value]` found on the kernel command line. `param` holds the
+/// whole `param=value` text; `value` the part after the first `=`, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KcmdlineOption {
+    pub module: Vec<u8>,
+    pub param: Vec<u8>,
+    pub value: Option<Vec<u8>>,
+}
+
+/// kmod's scanner of `/proc/cmdline` (`kmod_config_parse_kcmdline`), rule for rule:
+///
+/// - the line ends at a NUL or after 4095 bytes; words end at any of C's `isspace`
+///   bytes (space, tab, newline, vertical tab, form feed, carriage return);
+/// - a word is `module.param` or `module.param=value`: a `.` ends the module name, a
+///   second `.` before the `=` spoils the word (`foo.x.y=1` is ignored), and dots in the
+///   value are part of it (`foo.p=1.5G`); an `=` in the module name spoils the word;
+/// - `"` toggles quoting; a space inside quotes belongs to the value, anywhere else it
+///   spoils the word. A quote is allowed in the value, and as the word's first byte;
+///   anywhere else it spoils the word. A word left quoted at the end of the line is dropped;
+/// - a word that began with a quote (`"foo.p=a b"`, as some boot loaders write it) is
+///   re-quoted as the kernel does: the option becomes `p="a b"`.
+pub fn kcmdline_options(cmdline: &[u8]) -> Vec<KcmdlineOption> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum State {
+        Ignore,
+        Modname,
+        Param,
+        Value,
+    }
+    let buf = &cmdline[..cmdline.len().min(KCMDLINE_MAX)];
+    let mut out = Vec::new();
+    let mut state = State::Modname;
+    let mut quoted = false;
+    let mut modname = 0usize;
+    let mut quote_start: Option<usize> = None;
+    let (mut modname_end, mut param, mut value) = (0usize, 0usize, None::<usize>);
+    let mut p = 0usize;
+    loop {
+        let c = buf.get(p).copied().unwrap_or(0);
+        let last = c == 0;
+        let mut complete = false;
+        match c {
+            b'"' => {
+                quoted = !quoted;
+                if quoted && state == State::Modname && p == modname {
+                    quote_start = Some(p);
+                    modname = p + 1;
+                } else if state != State::Value {
+                    state = State::Ignore;
+                }
+            }
+            // C's isspace(): every one of them separates words.
+            0 | b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r' => {
+                if quoted && state == State::Value {
+                    // a space inside a quoted value
+                } else if quoted {
+                    state = State::Ignore;
+                } else if matches!(state, State::Param | State::Value) {
+                    complete = true;
+                } else {
+                    modname = p + 1;
+                    state = State::Modname;
+                    quote_start = None;
+                }
+            }
+            b'.' => match state {
+                State::Modname => {
+                    modname_end = p;
+                    param = p + 1;
+                    value = None;
+                    state = State::Param;
+                }
+                State::Param => state = State::Ignore,
+                _ => {}
+            },
+            b'=' => match state {
+                State::Param => {
+                    value = Some(p + 1);
+                    state = State::Value;
+                }
+                State::Modname => state = State::Ignore,
+                _ => {}
+            },
+            _ => {}
+        }
+        if complete {
+            let module = buf[modname..modname_end].to_vec();
+            let (param_text, value_text) = match (quote_start, value) {
+                // The opening quote moves from before the module name to the value.
+                (Some(_), Some(v)) => {
+                    let mut t = buf[param..v].to_vec();
+                    t.push(b'"');
+                    t.extend_from_slice(&buf[v..p]);
+                    let mut val = vec![b'"'];
+                    val.extend_from_slice(&buf[v..p]);
+                    (t, Some(val))
+                }
+                _ => (buf[param..p].to_vec(), value.map(|v| buf[v..p].to_vec())),
+            };
+            out.push(KcmdlineOption {
+                module,
+                param: param_text,
+                value: value_text,
+            });
+            modname = p + 1;
+            state = State::Modname;
+            quote_start = None;
+        }
+        if last {
+            break;
+        }
+        p += 1;
+    }
+    out
+}
+
+/// C's `isspace()` in the C locale.
+fn is_c_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
+}
+
+/// kmod's `kmod_config_add_softdep` tokenizer. It is not a plain split on blanks: the
+/// text starts just past the one blank that ended the module name, and a single blank
+/// there sticks to the first word, so `softdep m  pre: a` (two blanks) reads as a
+/// first word ` pre:` that is not a keyword, and lists nothing.
 fn parse_softdep(pattern: String, tail: &str, source: Source) -> Softdep {
-    #[derive(PartialEq)]
+    #[derive(Clone, Copy, PartialEq)]
     enum Mode {
         None,
         Pre,
         Post,
     }
+    let bytes = tail.as_bytes();
     let mut mode = Mode::None;
-    let (mut pre, mut post) = (Vec::new(), Vec::new());
-    for tok in tail
-        .split(|c: char| c.is_ascii_whitespace() || c == '\x0b')
-        .filter(|t| !t.is_empty())
-    {
-        match tok {
+    let mut names: Vec<(Mode, &str)> = Vec::new();
+    let (mut word, mut was_space) = (0usize, false);
+    for at in 0..=bytes.len() {
+        let end = at == bytes.len();
+        if !end {
+            if !is_c_space(bytes[at]) {
+                was_space = false;
+                continue;
+            }
+            if was_space {
+                word = at + 1;
+                continue;
+            }
+            was_space = true;
+            if word >= at {
+                continue;
+            }
+        }
+        let w = tail.get(word.min(at)..at).unwrap_or("");
+        match w {
             "pre:" => mode = Mode::Pre,
             "post:" => mode = Mode::Post,
-            t => match mode {
-                Mode::Pre => pre.push(t.to_string()),
-                Mode::Post => post.push(t.to_string()),
-                Mode::None => {}
-            },
+            _ if (!end || !was_space) && mode != Mode::None => names.push((mode, w)),
+            _ => {}
         }
+        word = at + 1;
     }
+    let list = |m: Mode| -> Vec<String> {
+        names
+            .iter()
+            .filter(|(k, _)| *k == m)
+            .map(|(_, n)| n.to_string())
+            .collect()
+    };
+    // kmod 30 prints the names of one kind as the stretch of its word buffer from the
+    // first name of that kind to the last, so names of the other kind in between show up
+    // too, and no blank separates the two parts.
+    let span = |m: Mode, label: &str| -> String {
+        let first = names.iter().position(|(k, _)| *k == m);
+        let last = names.iter().rposition(|(k, _)| *k == m);
+        match (first, last) {
+            (Some(f), Some(l)) => {
+                let words: Vec<&str> = names[f..=l].iter().map(|(_, n)| *n).collect();
+                format!("{label} {}", words.join(" "))
+            }
+            _ => String::new(),
+        }
+    };
     Softdep {
         pattern,
-        pre,
-        post,
+        pre: list(Mode::Pre),
+        post: list(Mode::Post),
+        shown: format!("{}{}", span(Mode::Pre, "pre:"), span(Mode::Post, "post:")),
         source,
     }
 }
@@ -416,18 +601,110 @@ mod tests {
         assert!(c.softdep_for("nf_conntrack").is_some());
     }
 
+    /// `(module, options)` pairs and the blacklist, as `modprobe -c` would list them.
+    fn kcmdline(line: &str) -> (Vec<(String, String)>, Vec<String>) {
+        let mut c = Config::default();
+        c.parse_kcmdline(line);
+        (
+            c.options
+                .iter()
+                .map(|o| (o.module.clone(), o.options.clone()))
+                .collect(),
+            c.blacklist.iter().map(|b| b.module.clone()).collect(),
+        )
+    }
+
     #[test]
     fn kernel_command_line() {
-        let mut c = Config::default();
-        c.parse_kcmdline("quiet ip_vs.conn_tab_bits=10 modprobe.blacklist=a,b-c x.y random.trust_cpu=1 a.b.c=1 rdinit=/x -- 0.0.0.0:1 k.p=v.w\n");
-        assert_eq!(c.options_for("ip_vs", None), "conn_tab_bits=10");
-        assert_eq!(c.options_for("random", None), "trust_cpu=1");
-        assert_eq!(c.options_for("a", None), "c=1");
-        assert!(c.blacklisted("a").is_some());
-        assert!(c.blacklisted("b-c").is_some());
-        // A '.' after the value starts the parameter again, and the value still counts.
-        assert_eq!(c.options_for("k", None), "w");
-        assert_eq!(c.options.len(), 4);
+        // Each row checked against kmod 30's `modprobe -c` with the line bind-mounted
+        // over /proc/cmdline.
+        let opts: &[(&str, &[(&str, &str)])] = &[
+            ("foo.a foo.b=1", &[("foo", "a"), ("foo", "b=1")]),
+            ("foo.p=1.5G", &[("foo", "p=1.5G")]),
+            ("foo.p=\"a b\"", &[("foo", "p=\"a b\"")]),
+            ("\"foo.p=a b\"", &[("foo", "p=\"a b\"")]),
+            ("foo.x.y=1", &[]),
+            ("quiet rdinit=/x -- 0.0.0.0:1 k.p=v.w", &[("k", "p=v.w")]),
+            (
+                "a-b.c=1 a[-].d=2 a].e=3 a[.f=4",
+                &[("a_b", "c=1"), ("a[-]", "d=2")],
+            ),
+            ("foo.p=\"unterminated", &[]),
+            (
+                "foo.p=\"a b\"c bar.q=1\nbaz.r=2\0x.y=1",
+                &[("foo", "p=\"a b\"c"), ("bar", "q=1"), ("baz", "r=2")],
+            ),
+            (
+                "\"zz.q=a\tb\" y.p=a\x0bb\x01",
+                &[("zz", "q=\"a b\""), ("y", "p=a")],
+            ),
+            (
+                "x\"y.p=1 foo.\"p=1 foo.p=a\"b c\" z.q",
+                &[("foo", "p=a\"b c\""), ("z", "q")],
+            ),
+            ("foo.p=a\tb .q=1 foo=1.p=2", &[("foo", "p=a"), ("", "q=1")]),
+        ];
+        for (line, want) in opts {
+            let want: Vec<(String, String)> = want
+                .iter()
+                .map(|(m, o)| (m.to_string(), o.to_string()))
+                .collect();
+            assert_eq!(kcmdline(line).0, want, "{line:?}");
+        }
+        let (o, b) = kcmdline(
+            "modprobe.blacklist=a,b-c,,d modprobe.blacklist=\"e,f\" \"modprobe.blacklist=g\" modprobe.blacklist modprobe.other=1",
+        );
+        assert_eq!(b, ["a", "b-c", "", "d", "\"e", "f\"", "\"g\""]);
+        assert_eq!(
+            o,
+            [
+                ("modprobe".to_string(), "blacklist".to_string()),
+                ("modprobe".to_string(), "other=1".to_string())
+            ]
+        );
+        // kmod reads at most 4095 bytes.
+        let long = format!("{} foo.p=1", "x".repeat(4089));
+        assert_eq!(kcmdline(&long).0, [("foo".to_string(), "p".to_string())]);
+    }
+
+    #[test]
+    fn modprobe_c_rendering_and_softdep_words() {
+        // The expected text is kmod 30's `modprobe -c` for the same file.
+        let c = parse(concat!(
+            "softdep f1 pre: a post: b pre: c\n",
+            "softdep f2 post: c\n",
+            "softdep f4 pre:\n",
+            "softdep f5  pre:   a   b  \n",
+            "softdep f6 pre:a x\n",
+            "softdep f7 post: a pre: b post: c\n",
+            "softdep f-8 pre: x-y\tpost:\tz\n",
+            "blacklist a-b\n",
+            "alias a-b c-d\n",
+            "install i-j  /bin/x  y\n",
+            "remove r\toptions\n",
+            "options o\t\ta\tb\n",
+        ));
+        assert_eq!(c.softdeps[0].pre, ["a", "c"]);
+        assert_eq!(c.softdeps[0].post, ["b"]);
+        assert!(c.softdeps[3].pre.is_empty(), "two blanks hide pre:");
+        assert_eq!(
+            c.render_modprobe_c(),
+            concat!(
+                "blacklist a_b\n",
+                "install i_j  /bin/x  y\n",
+                "remove r options\n",
+                "alias a_b c_d\n",
+                "options o  a b\n",
+                "softdep f1 pre: a b cpost: b\n",
+                "softdep f2 post: c\n",
+                "softdep f4 \n",
+                "softdep f5 \n",
+                "softdep f6 \n",
+                "softdep f7 pre: bpost: a b c\n",
+                "softdep f_8 pre: x-ypost: z\n",
+                "\n# End of configuration files. Dumping indexes now:\n\n",
+            )
+        );
     }
 
     #[test]

@@ -49,9 +49,28 @@ struct Node<'a> {
     values_at: usize,
 }
 
+impl Node<'_> {
+    const EMPTY: Node<'static> = Node {
+        prefix: &[],
+        first: 1,
+        last: 0,
+        children: &[],
+        value_count: 0,
+        values: &[],
+        values_at: 0,
+    };
+}
+
 impl<'a> BinIndex<'a> {
     /// Checks the header; nodes are checked as lookups reach them.
+    ///
+    /// A 0-byte file is an index with no entries: depmod writes one for
+    /// `modules.builtin.alias.bin` when the kernel has no `modules.builtin.modinfo`
+    /// (every kernel before 5.2), and kmod answers "not found" from it.
     pub fn new(data: &'a [u8]) -> Result<Self, IndexError> {
+        if data.is_empty() {
+            return Ok(Self { data, root: 0 });
+        }
         if data.len() < 12 {
             return corrupt(0, "shorter than the 12-byte header");
         }
@@ -67,9 +86,15 @@ impl<'a> BinIndex<'a> {
     }
 
     fn node(&self, offset: u32) -> Result<Node<'a>, IndexError> {
+        if self.data.is_empty() {
+            return Ok(Node::EMPTY);
+        }
         let mut at = (offset & NODE_MASK) as usize;
         let start = at;
-        if at < 12 || at >= self.data.len() {
+        // A node with no flags holds no bytes: depmod writes an index with no entries
+        // as the header and a root offset pointing just past it, at the end of the file.
+        let needs_bytes = offset & (NODE_PREFIX | NODE_CHILDS | NODE_VALUES) != 0;
+        if at < 12 || at > self.data.len() || (needs_bytes && at == self.data.len()) {
             return corrupt(start, "node offset outside the file");
         }
         let mut prefix: &[u8] = &[];
@@ -439,6 +464,36 @@ pub(crate) mod tests {
             .collect();
         assert_eq!(got, ["ext4"]);
         assert!(idx.search_wild("nomatch").unwrap().is_empty());
+    }
+
+    #[test]
+    fn indexes_without_entries_answer_not_found() {
+        // As depmod writes one with no entries: the header, and a root offset (no
+        // flags) pointing at the end of the file.
+        let data = build(&[]);
+        assert_eq!(
+            data,
+            [0xB0, 0x07, 0xF4, 0x57, 0, 2, 0, 1, 0, 0, 0, 12],
+            "depmod's layout"
+        );
+        // And the 0-byte file depmod writes for modules.builtin.alias.bin before 5.2.
+        for data in [&data[..], &[][..]] {
+            let idx = BinIndex::new(data).unwrap();
+            assert_eq!(idx.search("foo").unwrap(), None);
+            assert_eq!(idx.search("").unwrap(), None);
+            assert!(idx.search_wild("net_pf_1").unwrap().is_empty());
+            assert!(idx.dump().unwrap().is_empty());
+        }
+        // A root pointing at the end of the file with flags needs bytes that are not there.
+        let mut d = data.clone();
+        d[8..12].copy_from_slice(&(12 | NODE_VALUES).to_be_bytes());
+        let err = BinIndex::new(&d).unwrap().search("x").unwrap_err();
+        assert_eq!(err.reason, "node offset outside the file");
+        // Short of the header but not empty: still corrupt.
+        assert_eq!(
+            BinIndex::new(&data[..5]).unwrap_err().reason,
+            "shorter than the 12-byte header"
+        );
     }
 
     #[test]

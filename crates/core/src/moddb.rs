@@ -20,9 +20,31 @@ pub enum DepIndex<'a> {
 #[derive(Debug)]
 pub enum AliasIndex<'a> {
     Bin(BinIndex<'a>),
-    /// (pattern, module, priority) in file order.
-    Text(Vec<(String, String, u32)>),
+    Text(TextAliases),
     Missing,
+}
+
+/// A text alias index (`modules.alias`, `modules.symbols` or `modules.builtin.modinfo`),
+/// parsed on first use: most lookups (a module asked for by name) never reach it, and a
+/// real `modules.alias` has tens of thousands of lines.
+#[derive(Debug)]
+pub struct TextAliases {
+    data: Vec<u8>,
+    modinfo: bool,
+    entries: std::sync::OnceLock<Vec<(String, String, u32)>>,
+}
+
+impl TextAliases {
+    /// (pattern, module, priority), in file order.
+    pub fn entries(&self) -> &[(String, String, u32)] {
+        self.entries.get_or_init(|| {
+            if self.modinfo {
+                builtin_modinfo_entries(&self.data)
+            } else {
+                alias_text_entries(&String::from_utf8_lossy(&self.data))
+            }
+        })
+    }
 }
 
 /// The set of built-in module names (`modules.builtin`).
@@ -114,12 +136,41 @@ impl<'a> ModuleDb<'a> {
     }
 }
 
+impl ModuleDb<'_> {
+    /// What `modprobe -c` prints after the configuration: every entry of
+    /// `modules.alias` then of `modules.symbols`, as `alias KEY MODULE`, in the binary
+    /// index's trie order. An index read from its text form (kmod would print nothing for
+    /// it, since it reads only `.bin` files) is listed in file order.
+    pub fn render_modprobe_c_dump(&self) -> Result<String, DbError> {
+        let mut out = String::new();
+        for (idx, kind) in [
+            (&self.alias, IndexKind::Alias),
+            (&self.symbols, IndexKind::Symbols),
+        ] {
+            match idx {
+                AliasIndex::Bin(b) => {
+                    for (key, v) in b.dump().map_err(at(kind))? {
+                        out.push_str(&format!("alias {key} {}\n", v.value));
+                    }
+                }
+                AliasIndex::Text(text) => {
+                    for (pattern, module, _) in text.entries() {
+                        out.push_str(&format!("alias {pattern} {module}\n"));
+                    }
+                }
+                AliasIndex::Missing => {}
+            }
+        }
+        Ok(out)
+    }
+}
+
 fn wild(idx: &AliasIndex<'_>, key: &str) -> Result<Vec<String>, IndexError> {
     let values = match idx {
         AliasIndex::Bin(b) => b.search_wild(key)?,
-        AliasIndex::Text(entries) => {
+        AliasIndex::Text(text) => {
             let mut out = Vec::new();
-            for (pattern, module, priority) in entries {
+            for (pattern, module, priority) in text.entries() {
                 if fnmatch(pattern, key) {
                     add_value(
                         &mut out,
@@ -153,9 +204,17 @@ pub fn parse_dep_text(text: &str) -> HashMap<String, String> {
     map
 }
 
-/// Parses text `modules.alias` or `modules.symbols` (`alias PATTERN MODULE`). Patterns
-/// are normalised as depmod normalises them for the binary form.
-pub fn parse_alias_text(text: &str) -> Vec<(String, String, u32)> {
+/// Text `modules.alias` or `modules.symbols` (`alias PATTERN MODULE`), parsed when
+/// first searched. Patterns are normalised as depmod normalises them for the binary form.
+pub fn parse_alias_text(text: &str) -> TextAliases {
+    TextAliases {
+        data: text.as_bytes().to_vec(),
+        modinfo: false,
+        entries: std::sync::OnceLock::new(),
+    }
+}
+
+fn alias_text_entries(text: &str) -> Vec<(String, String, u32)> {
     let mut out = Vec::new();
     for line in text.lines() {
         let mut it = line.split_ascii_whitespace();
@@ -182,9 +241,17 @@ pub fn parse_builtin_text(text: &str) -> HashSet<String> {
         .collect()
 }
 
-/// Parses `modules.builtin.modinfo` (NUL-separated `module.key=value`) into the
-/// builtin alias index.
-pub fn parse_builtin_modinfo(data: &[u8]) -> Vec<(String, String, u32)> {
+/// `modules.builtin.modinfo` (NUL-separated `module.key=value`) as the builtin alias
+/// index, parsed when first searched.
+pub fn parse_builtin_modinfo(data: &[u8]) -> TextAliases {
+    TextAliases {
+        data: data.to_vec(),
+        modinfo: true,
+        entries: std::sync::OnceLock::new(),
+    }
+}
+
+fn builtin_modinfo_entries(data: &[u8]) -> Vec<(String, String, u32)> {
     let mut out = Vec::new();
     for rec in data.split(|&b| b == 0) {
         let Ok(rec) = std::str::from_utf8(rec) else {
@@ -217,14 +284,14 @@ mod tests {
         assert_eq!(dep["ip_vs"], "kernel/a/ip_vs.ko: kernel/lib/libcrc32c.ko");
         assert_eq!(dep["libcrc32c"], "kernel/lib/libcrc32c.ko:");
         let aliases = parse_alias_text("# c\nalias fs-ext4 ext4\nalias pci:v*d* e1000\n");
-        assert_eq!(aliases[0], ("fs_ext4".into(), "ext4".into(), 0));
+        assert_eq!(aliases.entries()[0], ("fs_ext4".into(), "ext4".into(), 0));
         let b = parse_builtin_text("kernel/fs/ext4/ext4.ko\nkernel/drivers/x-y.ko\n");
         assert!(b.contains("x_y"));
         let ba = parse_builtin_modinfo(
             b"ext4.license=GPL\0ext4.alias=fs-ext4\0crc32c_generic.alias=crypto-crc32c\0",
         );
-        assert_eq!(ba.len(), 2);
-        assert_eq!(ba[0].0, "fs_ext4");
+        assert_eq!(ba.entries().len(), 2);
+        assert_eq!(ba.entries()[0].0, "fs_ext4");
         let db = ModuleDb {
             dep: DepIndex::Text(dep),
             alias: AliasIndex::Text(aliases),

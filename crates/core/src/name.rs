@@ -119,6 +119,14 @@ pub fn modname_from_path(path: &str) -> String {
 /// kmod's `alias_normalize`: `-` becomes `_` outside `[...]` classes; a `]` without
 /// its `[`, or a `[` without its `]`, is an error.
 pub fn alias_normalize(s: &str) -> Result<String, NameError> {
+    // Most keys (every line of a text modules.alias is one) need no change.
+    if !s
+        .as_bytes()
+        .iter()
+        .any(|&b| matches!(b, b'-' | b'[' | b']'))
+    {
+        return Ok(s.to_string());
+    }
     let mut out = String::with_capacity(s.len());
     let mut chars = s.chars();
     while let Some(c) = chars.next() {

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use crate::config::{Config, Source};
+use crate::config::Config;
 use crate::moddb::{DbError, ModuleDb};
 use crate::name::{alias_normalize, modname_from_path, NameError};
 use crate::plan::{Action, Plan, Reason, Step, Target, Via};
@@ -60,8 +60,9 @@ struct Mod {
     path: Option<String>,
     deps: Option<Vec<usize>>,
     builtin: bool,
-    /// An install command set by the lookup itself (found through `install NAME`).
-    install: Option<(String, Source)>,
+    /// An install command set by the lookup itself (found through `install NAME`), with
+    /// where it was given (`FILE line N`).
+    install: Option<(String, String)>,
     via: Via,
 }
 
@@ -215,7 +216,7 @@ impl<'r> Resolver<'r> {
 
         if let Some(c) = config.install.iter().find(|c| c.module == key) {
             let m = self.module(&key, None, Via::InstallCommand);
-            self.mods[m].install = Some((c.command.clone(), c.source.clone()));
+            self.mods[m].install = Some((c.command.clone(), c.place()));
             return Ok(vec![m]);
         }
         if config.remove.iter().any(|c| c.module == key) {
@@ -362,7 +363,7 @@ impl<'r> Resolver<'r> {
                 Some(c) => Some(c.clone()),
                 None => config
                     .install_for(&name)
-                    .map(|c| (c.command.clone(), c.source.clone())),
+                    .map(|c| (c.command.clone(), c.place())),
             };
             // kmod's module_options_concat leaves a space after non-empty options.
             let shown = if options.is_empty() {
@@ -376,32 +377,35 @@ impl<'r> Resolver<'r> {
             }
             let builtin =
                 self.mods[m].builtin || self.db.is_builtin(&name).map_err(|e| self.err(e))?;
+            // What modprobe would do, for --show-depends: kmod ignores the install
+            // command of a module that has softdeps and inserts the module instead.
+            let line = match (&install, &self.mods[m].path) {
+                (Some((command, _)), _) if !ignore_cmd => {
+                    Some(format!("install {command} {shown}"))
+                }
+                (_, Some(path)) => Some(format!("insmod {path} {shown}")),
+                (_, None) if builtin => Some(format!("builtin {name}")),
+                (_, None) => None,
+            };
+            plan.modprobe_lines.extend(line);
+            // What modgate does: it never runs install commands, and an admin's
+            // `install NAME /bin/false` means "never load NAME", softdeps or not.
             let action = match (&install, &self.mods[m].path) {
-                (Some((command, source)), _) if !ignore_cmd => {
-                    plan.modprobe_lines
-                        .push(format!("install {command} {shown}"));
-                    Action::Disabled {
-                        command: command.clone(),
-                        source: source.to_string(),
-                    }
-                }
-                (_, Some(path)) => {
-                    plan.modprobe_lines.push(format!("insmod {path} {shown}"));
-                    match kernel.state(&name) {
-                        ModState::Live => Action::Loaded,
-                        ModState::Coming => Action::Coming,
-                        ModState::Builtin => Action::Builtin,
-                        ModState::Going | ModState::Absent => Action::Insert {
-                            path: path.clone(),
-                            options: options.clone(),
-                        },
-                    }
-                }
-                (_, None) if builtin => {
-                    plan.modprobe_lines.push(format!("builtin {name}"));
-                    Action::Builtin
-                }
-                (_, None) => Action::Missing,
+                (Some((command, source)), _) => Action::Disabled {
+                    command: command.clone(),
+                    source: source.clone(),
+                },
+                (None, Some(path)) => match kernel.state(&name) {
+                    ModState::Live => Action::Loaded,
+                    ModState::Coming => Action::Coming,
+                    ModState::Builtin => Action::Builtin,
+                    ModState::Going | ModState::Absent => Action::Insert {
+                        path: path.clone(),
+                        options: options.clone(),
+                    },
+                },
+                (None, None) if builtin => Action::Builtin,
+                (None, None) => Action::Missing,
             };
             let reason = match (e.kind, e.reason_of) {
                 (EntryKind::Target, _) | (_, None) => Reason::Requested {

@@ -61,11 +61,12 @@ fn fixture() -> Fixture {
         })
         .collect();
     let alias: Vec<(String, String, u32)> = moddb::parse_alias_text(ALIAS)
-        .into_iter()
-        .map(|(p, m, _)| (p, m.clone(), prio(&m)))
+        .entries()
+        .iter()
+        .map(|(p, m, _)| (p.clone(), m.clone(), prio(m)))
         .collect();
-    let symbols = moddb::parse_alias_text(SYMBOLS);
-    let builtin_alias = moddb::parse_builtin_modinfo(MODINFO);
+    let symbols = moddb::parse_alias_text(SYMBOLS).entries().to_vec();
+    let builtin_alias = moddb::parse_builtin_modinfo(MODINFO).entries().to_vec();
     let refs = |v: &[(String, String, u32)]| -> Vec<u8> {
         let e: Vec<(&str, &str, u32)> = v
             .iter()
@@ -282,19 +283,44 @@ fn install_command_disables_a_module() {
         p.steps[0].action,
         Action::Disabled {
             command: "/bin/false".into(),
-            source: "/etc/modprobe.d/test.conf".into()
+            source: "/etc/modprobe.d/test.conf line 1".into()
         }
     );
-    // A module with softdeps ignores its install command, as kmod does.
+    assert_eq!(p.modprobe_lines, ["install /bin/false "]);
+    // kmod ignores the install command of a module with softdeps and inserts it; the
+    // modprobe view says so, but modgate, which never runs install commands, still
+    // takes the admin's word: the module is disabled.
     let p = plan(
-        "install dccp /bin/false\nsoftdep dccp pre: dummy\n",
+        "softdep dccp pre: dummy\n\ninstall dccp /bin/false\n",
         &["dccp"],
         &NothingLoaded,
     )
     .expect("plan");
-    assert!(matches!(
+    assert!(p
+        .modprobe_lines
+        .last()
+        .is_some_and(|l| l.starts_with("insmod /L/")));
+    assert_eq!(
         p.steps.last().map(|s| &s.action),
-        Some(Action::Insert { .. })
+        Some(&Action::Disabled {
+            command: "/bin/false".into(),
+            source: "/etc/modprobe.d/test.conf line 3".into()
+        })
+    );
+}
+
+#[test]
+fn install_command_disables_a_dependency_too() {
+    let p = plan("install ip_vs /bin/false\n", &["ip_vs_wrr"], &NothingLoaded).expect("plan");
+    let step = p
+        .steps
+        .iter()
+        .find(|s| s.module == "ip_vs")
+        .expect("ip_vs step");
+    assert!(matches!(step.action, Action::Disabled { .. }));
+    assert!(matches!(
+        step.reason,
+        crate::plan::Reason::Dependency { .. }
     ));
 }
 

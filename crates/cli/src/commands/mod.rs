@@ -1,5 +1,6 @@
 //! One file per subcommand.
 
+pub mod config;
 pub mod doctor;
 pub mod gc;
 pub mod generate;
