@@ -191,3 +191,39 @@ fn every_module_the_default_allows_by_name_loads_with_its_closure_on_a_real_kern
         names.len()
     );
 }
+
+#[test]
+fn an_admins_install_command_denies_a_module_with_softdeps_on_a_real_kernel() {
+    let Some((root, kv)) = real_tree() else {
+        return;
+    };
+    // kmod ignores install commands of modules that have softdeps and would load these;
+    // modgate never runs install commands, so it never loads them.
+    let conf = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        conf.path().join("off.conf"),
+        "install xt_LOG /bin/false\ninstall ksmbd /bin/false\n",
+    )
+    .expect("write");
+    let policy = conf.path().join("permissive.toml");
+    std::fs::write(&policy, "mode = \"permissive\"\n").expect("write");
+    for (name, policy_args) in [
+        ("xt_LOG", vec![]),
+        ("ksmbd", vec!["--policy", policy.to_str().expect("utf-8")]),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_modgate"))
+            .args(["--root", &root, "--kernel-release", &kv, "--config-dir"])
+            .arg(conf.path())
+            .args(["policy", "check", name])
+            .args(&policy_args)
+            .output()
+            .expect("run modgate");
+        assert_eq!(out.status.code(), Some(1), "{name}: {}", stdout(&out));
+        assert!(
+            stdout(&out).contains("disabled by install command in")
+                && stdout(&out).contains("off.conf line"),
+            "{name}: {}",
+            stdout(&out)
+        );
+    }
+}

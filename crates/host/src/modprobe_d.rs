@@ -52,7 +52,9 @@ pub fn load(root: &Root, dirs: &[PathBuf], moddir: &Path) -> Config {
             config.parse_file(&file, &text);
         }
     }
-    if let Ok(cmdline) = std::fs::read_to_string(root.path("proc/cmdline")) {
+    // Bytes, not text: kmod reads the command line as bytes, and so must a line that is
+    // not UTF-8.
+    if let Ok(cmdline) = std::fs::read(root.path("proc/cmdline")) {
         config.parse_kcmdline(&cmdline);
     }
     config

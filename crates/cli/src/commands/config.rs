@@ -4,8 +4,8 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use modgate_host::modconfig;
 use modgate_host::moddir::ModuleDir;
+use modgate_host::modprobe_d;
 
 use crate::settings::Settings;
 use crate::Error;
@@ -13,7 +13,7 @@ use crate::Error;
 pub fn run(s: &Settings) -> Result<ExitCode, Error> {
     let dir = ModuleDir::open(&s.root, &s.release)?;
     let db = dir.db()?;
-    let config = modconfig::load(&s.root, &s.config_dirs, &dir.dir);
+    let config = modprobe_d::load(&s.root, &s.config_dirs, &dir.dir);
     // kmod reports the lines it skips on stderr too; stdout stays modprobe's format.
     for w in &config.warnings {
         eprintln!("modgate: warning: {w}");

@@ -183,9 +183,9 @@ impl Policy {
                         .into(),
                 ));
             }
-            if let (Action::Disabled { source, .. }, Reason::Requested { .. }) =
-                (&s.action, &s.reason)
-            {
+            // modgate never runs install commands, so a module an admin gave one is never
+            // loaded: not when asked for, not as a dependency or softdep of something else.
+            if let Action::Disabled { source, .. } = &s.action {
                 return Err(self.deny(
                     &s.module,
                     context,

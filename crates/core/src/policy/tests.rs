@@ -176,6 +176,34 @@ fn softdeps_must_be_allowed_in_their_own_right() {
 }
 
 #[test]
+fn an_install_command_disables_a_module_pulled_in_too() {
+    let p = Policy::parse("p", "mode = \"permissive\"\n").unwrap();
+    let mut pl = plan(
+        &[("xt_LOG", Via::Name)],
+        &[
+            (
+                "nf_log_syslog",
+                Reason::SoftdepPre {
+                    of: "xt_LOG".into(),
+                },
+            ),
+            ("xt_LOG", req("xt_LOG")),
+        ],
+    );
+    pl.steps[0].action = Action::Disabled {
+        command: "/bin/false".into(),
+        source: "/etc/modprobe.d/off.conf line 3".into(),
+    };
+    let e = p.check(&["xt_LOG"], &pl, &BTreeMap::new()).unwrap_err();
+    assert_eq!(e.module, "nf_log_syslog");
+    assert_eq!(e.context, " (softdep of xt_LOG)");
+    assert_eq!(
+        e.reason,
+        "disabled by install command in /etc/modprobe.d/off.conf line 3"
+    );
+}
+
+#[test]
 fn unknown_keys_and_bad_values_are_errors() {
     let e = Policy::parse("p", "mode = \"allowlist\"\nalow = []\n").unwrap_err();
     assert!(
