@@ -1,0 +1,272 @@
+//! Shared by the tests that drive real container engines built or started for the test
+//! (iSulad with runc or lcr, dockerd, containerd's CRI): where each engine is (set by
+//! `scripts/engines env`), a private daemon's life, and the checks the tests share.
+//! Without an engine a test says why and passes, unless MODGATE_REQUIRE_REAL=1, where it
+//! fails.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::realrt::*;
+
+/// Says why a test cannot run here: fails under MODGATE_REQUIRE_REAL=1, else skips.
+pub fn unavailable(test: &str, why: &str) -> bool {
+    if std::env::var("MODGATE_REQUIRE_REAL").as_deref() == Ok("1") {
+        panic!("{test}: {why}, and MODGATE_REQUIRE_REAL=1");
+    }
+    eprintln!("skipped {test}: {why}");
+    false
+}
+
+/// A file named by an environment variable, if the variable is set and the file exists.
+pub fn env_file(var: &str) -> Result<PathBuf, String> {
+    let v = std::env::var_os(var).ok_or_else(|| format!("{var} is not set (see scripts/engines env)"))?;
+    let p = PathBuf::from(v);
+    if p.is_file() {
+        Ok(p)
+    } else {
+        Err(format!("{var}={} does not exist", p.display()))
+    }
+}
+
+/// Serialises the tests that share one engine instance (fixed socket and state paths);
+/// a test that failed while holding it does not stop the others.
+pub fn serial(m: &'static Mutex<()>) -> MutexGuard<'static, ()> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Polls `cond` for up to `secs` seconds.
+pub fn wait_for(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(secs) {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    cond()
+}
+
+/// `modgate status --json` on a fixture root.
+pub fn status(root: &Path) -> serde_json::Value {
+    let out = Command::new(MODGATE)
+        .arg("--root")
+        .arg(root)
+        .args(["status", "--json"])
+        .output()
+        .expect("modgate status");
+    assert!(out.status.success(), "modgate status: {}", stderr(&out));
+    serde_json::from_slice(&out.stdout).expect("status json")
+}
+
+/// The containers that hold modules on a fixture root.
+pub fn holders(root: &Path) -> Vec<String> {
+    status(root)["containers"]
+        .as_array()
+        .expect("containers")
+        .iter()
+        .map(|c| c["id"].as_str().expect("id").to_string())
+        .collect()
+}
+
+/// Waits until no container holds anything on the fixture root (poststop ran), and
+/// says who still does if that does not happen.
+pub fn assert_released(root: &Path) {
+    let released = wait_for(10, || holders(root).is_empty());
+    assert!(released, "still held: {}", status(root));
+}
+
+/// The hook log lines of one stage for one container (ids are 64 hex digits in iSulad,
+/// so a prefix is enough to tell).
+pub fn stage_lines(log: &Path, stage: &str) -> Vec<String> {
+    log_lines(log, stage)
+}
+
+/// The ip_vs plan and ip_vs_wrr, live on the fixture root: the seed request.
+pub const IPVS_WRR_LIVE: &[&str] = &[
+    "ip_vs",
+    "ip_vs_wrr",
+    "nf_conntrack",
+    "libcrc32c",
+    "crc32c_generic",
+];
+
+/// A busybox system-container root file system: busybox `init` with a two-line inittab.
+pub fn system_rootfs(dir: &Path) {
+    busybox_rootfs(dir);
+    for d in ["sbin", "run", "var"] {
+        std::fs::create_dir_all(dir.join(d)).expect("mkdir");
+    }
+    std::os::unix::fs::symlink("../bin/busybox", dir.join("sbin/init")).expect("init link");
+    std::fs::write(
+        dir.join("etc/inittab"),
+        "::sysinit:/bin/echo sysinit-ran\n::respawn:/bin/sleep 100000\n",
+    )
+    .expect("inittab");
+}
+
+/// A tar of `dir`, for `isula import` / `docker import` / `ctr images import`.
+pub fn tar_of(dir: &Path, tar: &Path) {
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(dir)
+        .arg("-cf")
+        .arg(tar)
+        .arg(".")
+        .status()
+        .expect("tar");
+    assert!(st.success(), "tar failed");
+}
+
+/// A private iSulad, through the engine script of `../shared/engines` that builds it,
+/// starts and stops it (fixed state directory: one daemon of a flavour at a time).
+pub struct Isulad {
+    pub script: PathBuf,
+    /// The environment `isula` needs: ISULAD_HOST, PATH, ISULAD_TMPDIR, LOCPATH.
+    pub env: Vec<(String, String)>,
+    /// The install prefix (PREFIX/bin/isulad, PREFIX/etc/isulad/daemon.json).
+    pub prefix: PathBuf,
+    /// The state directory (socket, pid files, daemon log).
+    pub run: PathBuf,
+}
+
+impl Isulad {
+    /// The engine named by `var` (MODGATE_ISULAD_SH or MODGATE_ISULAD_LCR_SH), if it is
+    /// built.
+    pub fn find(var: &str) -> Result<Isulad, String> {
+        let script = env_file(var)?;
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg(r#"eval "$(bash "$0" env)" && printf '%s\n' "ISULAD_HOST=$ISULAD_HOST" "ISULAD_TMPDIR=$ISULAD_TMPDIR" "PATH=$PATH" "LOCPATH=${LOCPATH:-}""#)
+            .arg(&script)
+            .output()
+            .map_err(|e| format!("{}: {e}", script.display()))?;
+        if !out.status.success() {
+            return Err(format!("{} env: {}", script.display(), stderr(&out)));
+        }
+        let env: Vec<(String, String)> = stdout(&out)
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        let path = get("PATH").unwrap_or_default();
+        let bin = PathBuf::from(path.split(':').next().unwrap_or_default());
+        if !bin.join("isulad").is_file() {
+            return Err(format!(
+                "iSulad is not built ({} missing: run scripts/engines build)",
+                bin.join("isulad").display()
+            ));
+        }
+        let sock = get("ISULAD_HOST").unwrap_or_default();
+        let run = Path::new(sock.trim_start_matches("unix://"))
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        Ok(Isulad {
+            script,
+            prefix: bin.parent().expect("prefix").to_path_buf(),
+            run,
+            env,
+        })
+    }
+
+    fn envs(&self, c: &mut Command) {
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+    }
+
+    /// A step of the engine script (start, stop).
+    pub fn step(&self, step: &str) -> Output {
+        run(
+            Command::new("bash")
+                .arg(&self.script)
+                .arg(step)
+                .stdin(Stdio::null()),
+            &format!("{} {step}", self.script.display()),
+        )
+    }
+
+    /// Starts the daemon with the script's configuration; stopped when the guard drops.
+    pub fn start(&self) -> Daemon<'_> {
+        let out = self.step("start");
+        assert!(out.status.success(), "isulad did not start:\n{}", self.log());
+        Daemon { isulad: self }
+    }
+
+    pub fn isula(&self) -> Command {
+        let mut c = Command::new(self.prefix.join("bin/isula"));
+        self.envs(&mut c);
+        c.stdin(Stdio::null());
+        c
+    }
+
+    /// `isula ARGS`, shown and timed.
+    pub fn run_isula(&self, args: &[&str]) -> Output {
+        let t = Instant::now();
+        let out = run(self.isula().args(args), &format!("isula {}", args.join(" ")));
+        eprintln!("isula {} took {:?}", args.first().unwrap_or(&""), t.elapsed());
+        out
+    }
+
+    pub fn log(&self) -> String {
+        let log = std::fs::read_to_string(self.run.join("isulad.log")).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(40).collect();
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+    }
+
+    pub fn pidfile(&self) -> PathBuf {
+        self.run.join("isulad.daemon.pid")
+    }
+
+    /// Imports a busybox image under `name` unless the daemon has it (the graph is
+    /// kept between runs).
+    pub fn image(&self, name: &str) {
+        let have = self.isula().args(["inspect", name]).output();
+        if have.is_ok_and(|o| o.status.success()) {
+            return;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        busybox_rootfs(&dir.path().join("rootfs"));
+        let tar = dir.path().join("rootfs.tar");
+        tar_of(&dir.path().join("rootfs"), &tar);
+        let out = self.run_isula(&["import", tar.to_str().expect("utf-8"), name]);
+        assert!(out.status.success(), "isula import failed");
+    }
+
+    /// Removes a container whatever its state (cleanup).
+    pub fn rm(&self, id: &str) {
+        let _ = self.isula().args(["rm", "-f", id]).output();
+    }
+}
+
+/// A running iSulad; stopped (through the script, which also removes the cgroup parent
+/// it made) when dropped.
+pub struct Daemon<'a> {
+    pub isulad: &'a Isulad,
+}
+
+impl Drop for Daemon<'_> {
+    fn drop(&mut self) {
+        let _ = self.isulad.step("stop");
+    }
+}
+
+/// The first line of stdout: the container id `isula run -d`/`create` prints.
+pub fn first_line(o: &Output) -> String {
+    stdout(o).lines().next().unwrap_or_default().trim().to_string()
+}
+
+/// What a refused request looks like to the user of the engine: modgate's own line.
+pub fn assert_modgate_refused(err: &str, what: &str) {
+    assert!(
+        err.contains("modgate: container ") && err.contains(what),
+        "expected modgate's refusal ({what}) in:\n{err}"
+    );
+}
