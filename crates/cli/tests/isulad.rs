@@ -77,7 +77,11 @@ fn modgate(args: &[&str], extra: &[String]) -> Output {
 }
 
 fn assert_refused(out: &Output, what: &str) {
-    assert_eq!(out.status.code(), Some(125), "isula run must exit 125 on refusal");
+    assert_eq!(
+        out.status.code(),
+        Some(125),
+        "isula run must exit 125 on refusal"
+    );
     assert_modgate_refused(&stderr(out), what);
     assert!(!stdout(out).contains("hello"), "the container ran");
 }
@@ -90,7 +94,12 @@ fn hook_spec_allowed_request_holds_until_the_container_stops() {
     let f = Fixture::new();
     let spec = f.p("hookspec.json");
     modgate(
-        &["install", "isulad", "--output", spec.to_str().expect("utf-8")],
+        &[
+            "install",
+            "isulad",
+            "--output",
+            spec.to_str().expect("utf-8"),
+        ],
         &f.hook_args(),
     );
     let _d = i.start();
@@ -98,8 +107,16 @@ fn hook_spec_allowed_request_holds_until_the_container_stops() {
     let spec = spec.to_str().expect("utf-8");
 
     let out = i.run_isula(&[
-        "run", "--rm", "--hook-spec", spec, "-e", "KERNEL_MODULES=ip_vs,ip_vs_wrr", IMAGE, "sh",
-        "-c", "echo hello",
+        "run",
+        "--rm",
+        "--hook-spec",
+        spec,
+        "-e",
+        "KERNEL_MODULES=ip_vs,ip_vs_wrr",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo hello",
     ]);
     assert!(out.status.success(), "isula run failed:\n{}", i.log());
     assert_eq!(stdout(&out), "hello\n");
@@ -114,7 +131,15 @@ fn hook_spec_allowed_request_holds_until_the_container_stops() {
 
     // Detached: the container holds the modules while it runs, under iSulad's id.
     let out = i.run_isula(&[
-        "run", "-d", "--hook-spec", spec, "-e", "KERNEL_MODULES=ip_vs", IMAGE, "sleep", "1000",
+        "run",
+        "-d",
+        "--hook-spec",
+        spec,
+        "-e",
+        "KERNEL_MODULES=ip_vs",
+        IMAGE,
+        "sleep",
+        "1000",
     ]);
     assert!(out.status.success(), "isula run -d failed:\n{}", i.log());
     let id = first_line(&out);
@@ -134,7 +159,12 @@ fn hook_spec_refusals_exit_125_with_modgates_line() {
     let f = Fixture::new();
     let spec = f.p("hookspec.json");
     modgate(
-        &["install", "isulad", "--output", spec.to_str().expect("utf-8")],
+        &[
+            "install",
+            "isulad",
+            "--output",
+            spec.to_str().expect("utf-8"),
+        ],
         &f.hook_args(),
     );
     let _d = i.start();
@@ -142,7 +172,16 @@ fn hook_spec_refusals_exit_125_with_modgates_line() {
     let spec = spec.to_str().expect("utf-8");
     let run_with = |env: &str| {
         i.run_isula(&[
-            "run", "--rm", "--hook-spec", spec, "-e", env, IMAGE, "sh", "-c", "echo hello",
+            "run",
+            "--rm",
+            "--hook-spec",
+            spec,
+            "-e",
+            env,
+            IMAGE,
+            "sh",
+            "-c",
+            "echo hello",
         ])
     };
 
@@ -167,7 +206,14 @@ fn hook_spec_refusals_exit_125_with_modgates_line() {
     // No request: the hook returns at once and logs nothing.
     let logged = log_lines(&f.log(), "prestart").len();
     let out = i.run_isula(&[
-        "run", "--rm", "--hook-spec", spec, IMAGE, "sh", "-c", "echo hello",
+        "run",
+        "--rm",
+        "--hook-spec",
+        spec,
+        IMAGE,
+        "sh",
+        "-c",
+        "echo hello",
     ]);
     assert!(out.status.success(), "isula run failed:\n{}", i.log());
     assert_eq!(stdout(&out), "hello\n");
@@ -181,7 +227,11 @@ fn hook_spec_refusals_exit_125_with_modgates_line() {
 fn start_with_root(i: &Isulad, root: &Path, binds: &[(PathBuf, PathBuf)]) {
     let mut script = String::from("set -e\n");
     for (from, to) in binds {
-        script.push_str(&format!("mount --bind '{}' '{}'\n", from.display(), to.display()));
+        script.push_str(&format!(
+            "mount --bind '{}' '{}'\n",
+            from.display(),
+            to.display()
+        ));
     }
     script.push_str(&format!(
         "cd / && exec setsid '{}' >'{}' 2>&1 </dev/null\n",
@@ -219,7 +269,14 @@ fn daemon_default_spec_applies_after_a_restart() {
     i.image(IMAGE);
     // Before: no daemon-wide hook, a request is not served (nothing is held).
     let out = i.run_isula(&[
-        "run", "--rm", "-e", "KERNEL_MODULES=dccp", IMAGE, "sh", "-c", "echo hello",
+        "run",
+        "--rm",
+        "-e",
+        "KERNEL_MODULES=dccp",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo hello",
     ]);
     assert!(out.status.success());
     drop(d);
@@ -239,7 +296,13 @@ fn daemon_default_spec_applies_after_a_restart() {
     assert!(daemon_json.contains(&hooks_dir.join("default.json").display().to_string()));
 
     modgate(
-        &["--root", root.to_str().expect("utf-8"), "install", "isulad", "--daemon-default"],
+        &[
+            "--root",
+            root.to_str().expect("utf-8"),
+            "install",
+            "isulad",
+            "--daemon-default",
+        ],
         &f.hook_args(),
     );
     let merged = std::fs::read_to_string(rooted_hooks.join("default.json")).expect("merged");
@@ -259,7 +322,14 @@ fn daemon_default_spec_applies_after_a_restart() {
 
     // Every container now gets the hooks, without --hook-spec.
     let out = i.run_isula(&[
-        "run", "--rm", "-e", "KERNEL_MODULES=ip_vs,ip_vs_wrr", IMAGE, "sh", "-c", "echo hello",
+        "run",
+        "--rm",
+        "-e",
+        "KERNEL_MODULES=ip_vs,ip_vs_wrr",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo hello",
     ]);
     assert!(out.status.success(), "isula run failed:\n{}", i.log());
     assert_eq!(stdout(&out), "hello\n");
@@ -269,7 +339,14 @@ fn daemon_default_spec_applies_after_a_restart() {
     assert_released(&f.fx());
 
     let out = i.run_isula(&[
-        "run", "--rm", "-e", "KERNEL_MODULES=dccp", IMAGE, "sh", "-c", "echo hello",
+        "run",
+        "--rm",
+        "-e",
+        "KERNEL_MODULES=dccp",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo hello",
     ]);
     assert_refused(&out, "module \"dccp\" denied by policy");
 
@@ -287,7 +364,12 @@ fn syscontainer_tools_link_serves_an_old_hook_spec() {
     let root = f.p("root");
     std::fs::create_dir_all(&root).expect("mkdir");
     modgate(
-        &["--root", root.to_str().expect("utf-8"), "install", "syscontainer-tools"],
+        &[
+            "--root",
+            root.to_str().expect("utf-8"),
+            "install",
+            "syscontainer-tools",
+        ],
         &[],
     );
     let hook = root.join("var/lib/isulad/hooks/syscontainer-hooks");
@@ -317,8 +399,16 @@ fn syscontainer_tools_link_serves_an_old_hook_spec() {
     i.image(IMAGE);
 
     let out = i.run_isula(&[
-        "run", "--rm", "--hook-spec", spec, "-e", "KERNEL_MODULES=ip_vs,ip_vs_wrr", IMAGE, "sh",
-        "-c", "echo hello",
+        "run",
+        "--rm",
+        "--hook-spec",
+        spec,
+        "-e",
+        "KERNEL_MODULES=ip_vs,ip_vs_wrr",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo hello",
     ]);
     assert!(out.status.success(), "isula run failed:\n{}", i.log());
     assert_eq!(stdout(&out), "hello\n");
@@ -328,7 +418,14 @@ fn syscontainer_tools_link_serves_an_old_hook_spec() {
     assert_released(&f.fx());
 
     let out = i.run_isula(&[
-        "run", "--rm", "--hook-spec", spec, "-e", "KERNEL_MODULES=ip_vs,-r", IMAGE, "true",
+        "run",
+        "--rm",
+        "--hook-spec",
+        spec,
+        "-e",
+        "KERNEL_MODULES=ip_vs,-r",
+        IMAGE,
+        "true",
     ]);
     assert_refused(&out, "item \"-r\" of KERNEL_MODULES is not a module name");
     assert!(holders(&f.fx()).is_empty());

@@ -24,7 +24,8 @@ pub fn unavailable(test: &str, why: &str) -> bool {
 
 /// A file named by an environment variable, if the variable is set and the file exists.
 pub fn env_file(var: &str) -> Result<PathBuf, String> {
-    let v = std::env::var_os(var).ok_or_else(|| format!("{var} is not set (see scripts/engines env)"))?;
+    let v = std::env::var_os(var)
+        .ok_or_else(|| format!("{var} is not set (see scripts/engines env)"))?;
     let p = PathBuf::from(v);
     if p.is_file() {
         Ok(p)
@@ -196,7 +197,11 @@ impl Isulad {
     /// Starts the daemon with the script's configuration; stopped when the guard drops.
     pub fn start(&self) -> Daemon<'_> {
         let out = self.step("start");
-        assert!(out.status.success(), "isulad did not start:\n{}", self.log());
+        assert!(
+            out.status.success(),
+            "isulad did not start:\n{}",
+            self.log()
+        );
         Daemon { isulad: self }
     }
 
@@ -210,8 +215,15 @@ impl Isulad {
     /// `isula ARGS`, shown and timed.
     pub fn run_isula(&self, args: &[&str]) -> Output {
         let t = Instant::now();
-        let out = run(self.isula().args(args), &format!("isula {}", args.join(" ")));
-        eprintln!("isula {} took {:?}", args.first().unwrap_or(&""), t.elapsed());
+        let out = run(
+            self.isula().args(args),
+            &format!("isula {}", args.join(" ")),
+        );
+        eprintln!(
+            "isula {} took {:?}",
+            args.first().unwrap_or(&""),
+            t.elapsed()
+        );
         out
     }
 
@@ -260,7 +272,12 @@ impl Drop for Daemon<'_> {
 
 /// The first line of stdout: the container id `isula run -d`/`create` prints.
 pub fn first_line(o: &Output) -> String {
-    stdout(o).lines().next().unwrap_or_default().trim().to_string()
+    stdout(o)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_string()
 }
 
 /// What a refused request looks like to the user of the engine: modgate's own line.
@@ -269,4 +286,113 @@ pub fn assert_modgate_refused(err: &str, what: &str) {
         err.contains("modgate: container ") && err.contains(what),
         "expected modgate's refusal ({what}) in:\n{err}"
     );
+}
+
+/// A daemon this test started (its own child): SIGTERM when dropped, SIGKILL after 20 s.
+pub struct Proc {
+    pub name: &'static str,
+    pub child: std::process::Child,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    /// Spawns `cmd` with its output in `log`, then waits up to 60 s for `ready`.
+    pub fn spawn(
+        name: &'static str,
+        cmd: &mut Command,
+        log: PathBuf,
+        ready: impl FnMut() -> bool,
+    ) -> Proc {
+        let file = std::fs::File::create(&log).expect("daemon log");
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("log fd"))
+            .stderr(file)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {name}: {e}"));
+        let mut p = Proc { name, child, log };
+        let t = Instant::now();
+        let mut ready = ready;
+        let up = wait_for(60, || ready() || matches!(p.child.try_wait(), Ok(Some(_))));
+        assert!(
+            up && matches!(p.child.try_wait(), Ok(None)),
+            "{name} did not start:\n{}",
+            p.log_tail()
+        );
+        eprintln!("{name} up in {:?}", t.elapsed());
+        p
+    }
+
+    pub fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(40).collect();
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(20) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        eprintln!("{} did not stop on SIGTERM: killing it", self.name);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The runtime wrapper's settings file that points the hook at a fixture root and a log
+/// (given to the engine as MODGATE_RUNTIME_CONFIG: the shim passes it to the wrapper).
+pub fn runtime_settings(file: &Path, fx: &Path, log: &Path) {
+    std::fs::write(
+        file,
+        format!(
+            "hook_args = [\"--root\", {:?}, \"--log\", {:?}]\n",
+            fx.display().to_string(),
+            log.display().to_string()
+        ),
+    )
+    .expect("runtime settings");
+}
+
+/// `DIR/bin/modgate-runtime`, a link to the modgate under test (the name selects the
+/// wrapper).
+pub fn wrapper_link(dir: &Path) -> PathBuf {
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).expect("mkdir");
+    let w = bin.join("modgate-runtime");
+    std::os::unix::fs::symlink(MODGATE, &w).expect("link");
+    w
+}
+
+/// A private containerd (Debian's 1.6) whose root, state and socket live under `dir`,
+/// started with `config` (a version 2 config.toml) and MODGATE_RUNTIME_CONFIG=`settings`.
+pub fn containerd(dir: &Path, config: &Path, settings: &Path) -> Proc {
+    let sock = dir.join("ctrd.sock");
+    let mut c = Command::new("containerd");
+    c.arg("--config")
+        .arg(config)
+        .arg("--address")
+        .arg(&sock)
+        .env("MODGATE_RUNTIME_CONFIG", settings);
+    Proc::spawn("containerd", &mut c, dir.join("containerd.log"), || {
+        sock.exists()
+    })
+}
+
+/// The settings every private containerd here needs: its own root and state.
+pub fn containerd_base_config(dir: &Path) -> String {
+    format!(
+        "version = 2\nroot = {:?}\nstate = {:?}\n",
+        dir.join("ctrd-root").display().to_string(),
+        dir.join("ctrd-state").display().to_string(),
+    )
 }
