@@ -396,3 +396,69 @@ pub fn containerd_base_config(dir: &Path) -> String {
         dir.join("ctrd-state").display().to_string(),
     )
 }
+
+/// `sha256:HEX` of a file (coreutils' sha256sum) and its size.
+fn digest(file: &Path) -> (String, u64) {
+    let out = Command::new("sha256sum")
+        .arg(file)
+        .output()
+        .expect("sha256sum");
+    assert!(out.status.success(), "sha256sum failed");
+    let hex = stdout(&out)
+        .split_whitespace()
+        .next()
+        .expect("digest")
+        .to_string();
+    let size = std::fs::metadata(file).expect("stat").len();
+    (format!("sha256:{hex}"), size)
+}
+
+/// An OCI image archive (an image layout in a tar) of one uncompressed layer holding
+/// `rootfs`, named `name` for containerd's importer, whose default command is `cmd`.
+pub fn oci_image_archive(rootfs: &Path, name: &str, cmd: &[&str], archive: &Path) {
+    let layout = archive.with_extension("layout");
+    let blobs = layout.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).expect("mkdir");
+    let blob = |src: &Path| {
+        let (d, size) = digest(src);
+        std::fs::rename(src, blobs.join(d.trim_start_matches("sha256:"))).expect("blob");
+        (d, size)
+    };
+    let layer = layout.join("layer.tar");
+    tar_of(rootfs, &layer);
+    let (layer_d, layer_size) = blob(&layer);
+    let config = layout.join("config.json");
+    let json = serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {"Cmd": cmd, "Env": ["PATH=/bin:/sbin"]},
+        "rootfs": {"type": "layers", "diff_ids": [layer_d]},
+    });
+    std::fs::write(&config, json.to_string()).expect("config");
+    let (config_d, config_size) = blob(&config);
+    let manifest = layout.join("manifest.json");
+    let json = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_d, "size": config_size},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_d, "size": layer_size}],
+    });
+    std::fs::write(&manifest, json.to_string()).expect("manifest");
+    let (manifest_d, manifest_size) = blob(&manifest);
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": manifest_d,
+            "size": manifest_size,
+            "annotations": {"io.containerd.image.name": name},
+        }],
+    });
+    std::fs::write(layout.join("index.json"), index.to_string()).expect("index");
+    std::fs::write(
+        layout.join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .expect("oci-layout");
+    tar_of(&layout, archive);
+}
