@@ -224,7 +224,7 @@ fn hook_spec_refusals_exit_125_with_modgates_line() {
 /// Starts isulad in a private mount namespace in which the engine's configuration
 /// directories are those of `root` (where `modgate install --root ROOT` wrote): the
 /// daemon reads exactly what modgate wrote, and the host's files stay untouched.
-fn start_with_root(i: &Isulad, root: &Path, binds: &[(PathBuf, PathBuf)]) {
+fn start_with_root<'a>(i: &'a Isulad, root: &Path, binds: &[(PathBuf, PathBuf)]) -> Daemon<'a> {
     let mut script = String::from("set -e\n");
     for (from, to) in binds {
         script.push_str(&format!(
@@ -246,16 +246,21 @@ fn start_with_root(i: &Isulad, root: &Path, binds: &[(PathBuf, PathBuf)]) {
     for (k, v) in &i.env {
         c.env(k, v);
     }
-    let child = c.spawn().expect("unshare isulad");
+    let mut child = c.spawn().expect("unshare isulad");
     // The script's `stop` stops the daemon named in this file (and cleans up after it).
     std::fs::write(i.pidfile(), child.id().to_string()).expect("pid file");
+    let d = Daemon { isulad: i };
     let up = wait_for(60, || {
-        i.isula()
-            .arg("version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    });
+        matches!(child.try_wait(), Ok(Some(_)))
+            || i.isula()
+                .arg("version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+    }) && matches!(child.try_wait(), Ok(None));
+    // Reap it when the script's `stop` has ended it.
+    std::thread::spawn(move || child.wait());
     assert!(up, "isulad did not start:\n{}", i.log());
+    d
 }
 
 #[test]
@@ -287,9 +292,9 @@ fn daemon_default_spec_applies_after_a_restart() {
     let etc = i.prefix.join("etc/isulad");
     let hooks_dir = i.prefix.join("etc/default/isulad/hooks");
     let rooted_hooks = root.join(hooks_dir.strip_prefix("/").expect("absolute"));
-    std::fs::create_dir_all(root.join("etc/isulad")).expect("mkdir");
     std::fs::create_dir_all(&rooted_hooks).expect("mkdir");
-    std::fs::copy(etc.join("daemon.json"), root.join("etc/isulad/daemon.json")).expect("copy");
+    // The whole directory: it is bind-mounted over the daemon's (daemon_constants.json...).
+    modgate_testkit::copy_dir(&etc, &root.join("etc/isulad"));
     let shipped = std::fs::read_to_string(hooks_dir.join("default.json")).expect("default.json");
     std::fs::write(rooted_hooks.join("default.json"), &shipped).expect("copy");
     let daemon_json = std::fs::read_to_string(root.join("etc/isulad/daemon.json")).expect("read");
@@ -313,12 +318,11 @@ fn daemon_default_spec_applies_after_a_restart() {
         daemon_json
     );
 
-    start_with_root(
+    let _d = start_with_root(
         &i,
         &root,
         &[(root.join("etc/isulad"), etc), (rooted_hooks, hooks_dir)],
     );
-    let _d = Daemon { isulad: &i };
 
     // Every container now gets the hooks, without --hook-spec.
     let out = i.run_isula(&[
