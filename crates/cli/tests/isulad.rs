@@ -143,12 +143,15 @@ fn hook_spec_allowed_request_holds_until_the_container_stops() {
     ]);
     assert!(out.status.success(), "isula run -d failed:\n{}", i.log());
     let id = first_line(&out);
+    let _c = Containers {
+        i: &i,
+        ids: vec![id.clone()],
+    };
     assert_eq!(id.len(), 64, "container id {id:?}");
     assert_eq!(holders(&f.fx()), vec![id.clone()], "{}", status(&f.fx()));
     let stop = i.run_isula(&["stop", "-t", "1", &id]);
     assert!(stop.status.success());
     assert_released(&f.fx());
-    i.rm(&id);
 }
 
 #[test]

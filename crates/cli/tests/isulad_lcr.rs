@@ -80,21 +80,6 @@ impl Fixture {
     }
 }
 
-/// Containers of a test, removed whatever happens (lxc keeps a container running when
-/// isulad stops).
-struct Containers<'a> {
-    i: &'a Isulad,
-    ids: Vec<String>,
-}
-
-impl Drop for Containers<'_> {
-    fn drop(&mut self) {
-        for id in &self.ids {
-            self.i.rm(id);
-        }
-    }
-}
-
 /// A host file a test must write, put back as it was (or removed, with the directory
 /// the test made) when dropped.
 struct HostFile {

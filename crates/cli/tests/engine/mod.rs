@@ -258,6 +258,21 @@ impl Isulad {
     }
 }
 
+/// Containers of a test, removed whatever happens (declare after the daemon's guard so
+/// they go first; lxc and isulad-shim keep containers running when isulad stops).
+pub struct Containers<'a> {
+    pub i: &'a Isulad,
+    pub ids: Vec<String>,
+}
+
+impl Drop for Containers<'_> {
+    fn drop(&mut self) {
+        for id in &self.ids {
+            self.i.rm(id);
+        }
+    }
+}
+
 /// A running iSulad; stopped (through the script, which also removes the cgroup parent
 /// it made) when dropped.
 pub struct Daemon<'a> {
