@@ -269,11 +269,23 @@ fn lcr_refusals_exit_125_and_a_failed_prestart_releases() {
         "the failing hook did not stop it"
     );
     let pre = log_lines(&f.log(), "prestart");
-    assert!(
-        pre.iter().any(|l| l.contains("decision=allowed")),
-        "modgate's prestart did not run first: {pre:?}"
-    );
+    let held = pre
+        .iter()
+        .find(|l| l.contains("decision=allowed"))
+        .and_then(|l| {
+            l.split_whitespace()
+                .find_map(|w| w.strip_prefix("container="))
+        })
+        .unwrap_or_else(|| panic!("modgate's prestart did not run first: {pre:?}"))
+        .to_string();
     assert_released(&f.fx());
+    // Released by the poststop isulad ran for the container that never started.
+    let post = log_lines(&f.log(), "poststop");
+    assert!(
+        post.iter()
+            .any(|l| l.contains(&format!("container={held} "))),
+        "no poststop for {held}: {post:?}"
+    );
 }
 
 #[test]
