@@ -1,7 +1,7 @@
 //! deploy/kubernetes: every manifest (and the example pod of docs/kubernetes.md) checked
 //! offline against the current Kubernetes schema by `kubernetes-validate --strict` (in
-//! the venv of `scripts/engines venv`); the policy ConfigMap equal to the built-in
-//! default; and the node agent's scripts run against a temp directory standing for the
+//! the venv of `scripts/engines venv`); the policy of the ConfigMap parsing and widening
+//! nothing; and the node agent's scripts run against a temp directory standing for the
 //! node's root: install, sync (policy swap, Node Feature Discovery file) and uninstall.
 
 mod engine;
@@ -159,24 +159,37 @@ fn kustomization_lists_every_manifest() {
 }
 
 #[test]
-fn policy_configmap_is_the_builtin_default() {
-    let Some(py) = python("policy_configmap_is_the_builtin_default") else {
+fn policy_configmap_parses_and_widens_nothing() {
+    let Some(py) = python("policy_configmap_parses_and_widens_nothing") else {
         return;
     };
-    let policy = yaml_value(
-        &py,
-        &deploy().join("configmap-policy.yaml"),
-        "doc['data']['policy.toml']",
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        yaml_value(
+            &py,
+            &deploy().join("configmap-policy.yaml"),
+            "doc['data']['policy.toml']",
+        ),
+    )
+    .expect("policy");
+    let out = run(
+        Command::new(MODGATE)
+            .arg("--root")
+            .arg(dir.path())
+            .args(["policy", "show", "--policy"])
+            .arg(&policy),
+        "modgate policy show",
     );
-    let out = Command::new(MODGATE)
-        .args(["policy", "default"])
-        .output()
-        .expect("modgate");
-    let default: String = stdout(&out)
-        .lines()
-        .map(|l| format!("{}\n", l.trim_end()))
-        .collect();
-    assert_eq!(policy, default);
+    assert!(
+        out.status.success(),
+        "the ConfigMap's policy does not parse"
+    );
+    assert!(
+        !stdout(&out).contains("widens the default"),
+        "the shipped policy widens the default"
+    );
 }
 
 fn agent(script: &str, host: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
@@ -248,7 +261,7 @@ fn agent_sync_installs_only_a_policy_that_parses_and_publishes_features() {
     let dir = tempfile::tempdir().expect("tempdir");
     let host = modgate_testkit::fixture_root(&dir.path().join("host"), &["ip_vs"]);
     let src = dir.path().join("policy.toml");
-    std::fs::write(&src, "mode = \"allowlist\"\nallow = [\"ip_vs\", \"ip_vs_wrr\", \"xt_*\", \"dccp\"]\ndeny = [\"dccp\"]\n")
+    std::fs::write(&src, "mode = \"allowlist\"\nallow = [\"ip_vs\", \"ip_vs_wrr\", \"crc32c_generic\", \"xt_*\", \"dccp\"]\ndeny = [\"dccp\"]\n")
         .expect("policy");
     let env = [
         ("POLICY_SRC", src.to_str().expect("utf-8")),
@@ -274,6 +287,7 @@ fn agent_sync_installs_only_a_policy_that_parses_and_publishes_features() {
             "modgate-allowed-ip_vs=true",
             "modgate-live-ip_vs=true",
             "modgate-allowed-ip_vs_wrr=true",
+            "modgate-allowed-crc32c_generic=true",
         ],
         "{features}"
     );

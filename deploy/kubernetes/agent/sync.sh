@@ -1,11 +1,13 @@
 #!/bin/sh
 # modgate's node agent, sync loop (the DaemonSet's main container):
 #  - keeps the node's /etc/modgate/policy.toml equal to the ConfigMap's policy, swapping
-#    it atomically and only after modgate has parsed it (a policy that does not parse is
-#    never installed: the node keeps its last good one and the error is logged);
+#    it atomically and only after `modgate policy show` has parsed it (a policy that does
+#    not parse is never installed: the node keeps its last good one and the error is
+#    logged);
 #  - runs `modgate --root /host gc` every GC_INTERVAL seconds;
 #  - publishes a Node Feature Discovery local feature file listing the modules the policy
-#    allows (names listed in `allow`, present on the node) and those that are live.
+#    allows (names listed in the effective `allow`, present on the node and allowed with
+#    their dependencies) and those of them that are live.
 #
 # Env: HOST (default /host), MODGATE (the binary in the image), POLICY_SRC (the
 # ConfigMap's file, default /config/policy.toml), SYNC_INTERVAL (30), GC_INTERVAL (300),
@@ -22,17 +24,16 @@ KV=${KERNEL_RELEASE:-$(uname -r)}
 WORK=${TMPDIR:-/tmp}/modgate-agent
 log() { echo "modgate-agent: $*" >&2; }
 
-# A root with one module, in which `policy check` can give a verdict whatever the node
-# has: a verdict ("allowed:"/"denied:") means the policy file parsed.
-mkdir -p "$WORK/probe/lib/modules/$KV" "$WORK/probe/proc/sys/kernel"
-echo "kernel/modgate_probe.ko:" >"$WORK/probe/lib/modules/$KV/modules.dep"
-echo "$KV" >"$WORK/probe/proc/sys/kernel/osrelease"
+mkdir -p "$WORK"
+
+# The policy file parses (with the built-in default under it) when `policy show` can
+# print the effective policy; what it says widens the default is logged.
 parses() {
-    out=$("$MODGATE" --root "$WORK/probe" --kernel-release "$KV" policy check --policy "$1" modgate_probe 2>&1)
-    case $out in
-        allowed:* | denied:*) return 0 ;;
-        *) echo "$out" >&2; return 1 ;;
-    esac
+    if "$MODGATE" --root "$HOST" policy show --policy "$1" >"$WORK/show" 2>"$WORK/err"; then
+        grep '^# widens the default' "$WORK/show" | sed 's/^# /modgate-agent: the new policy /' >&2
+        return 0
+    fi
+    return 1
 }
 
 rejected=""
@@ -50,17 +51,20 @@ sync_policy() {
         log "installed the new policy as /etc/modgate/policy.toml"
     else
         rm -f "$tmp"
-        [ "$rejected" = "$sum" ] || log "the ConfigMap's policy does not parse: kept the node's current policy"
+        if [ "$rejected" != "$sum" ]; then
+            cat "$WORK/err" >&2
+            log "the ConfigMap's policy does not parse: kept the node's current policy"
+        fi
         rejected=$sum
     fi
 }
 
-# The plain names (no glob) of the policy's allow list.
+# The plain names (no glob) of the effective policy's allow list (the node's policy
+# file over the built-in default).
 allow_names() {
-    sed 's/#.*//' "$POLICY" | awk '
-        /^[ \t]*allow[ \t]*=/ { on = 1 }
-        on { print; if (index($0, "]")) on = 0 }' |
-        grep -o '"[^"]*"' | tr -d '"' | grep -v '[]*?[]' | sort -u
+    "$MODGATE" --root "$HOST" policy show 2>/dev/null |
+        sed -n 's/^allow = \[\(.*\)\]  #.*/\1/p' |
+        grep -o '"[^"]*"' | tr -d '"' | grep -v '[]*?[]'
 }
 
 publish_features() {
