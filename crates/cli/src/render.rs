@@ -120,6 +120,16 @@ fn table<const N: usize>(rows: &[[String; N]]) -> String {
     out
 }
 
+/// Writes a command's output to stdout. A reader that went away (`modgate plan … | head`)
+/// is not an error: the output was wanted only up to there.
+pub fn emit(text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

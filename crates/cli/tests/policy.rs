@@ -227,3 +227,22 @@ fn an_admins_install_command_denies_a_module_with_softdeps_on_a_real_kernel() {
         );
     }
 }
+
+#[test]
+fn output_into_a_closed_pipe_is_not_an_error() {
+    let Some((root, kv)) = real_tree() else {
+        return;
+    };
+    // `modgate config` prints megabytes (the index dumps): the reader leaves after none.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_modgate"))
+        .args(["--root", &root, "--kernel-release", &kv, "config"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?} {err}", out.status);
+    assert!(!err.contains("panicked"), "{err}");
+}

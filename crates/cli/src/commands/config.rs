@@ -1,7 +1,6 @@
 //! `modgate config`: the modprobe configuration modgate read, printed the way
 //! `modprobe -c` prints it, so it can be compared with kmod's view line for line.
 
-use std::io::Write;
 use std::process::ExitCode;
 
 use modgate_host::moddir::ModuleDir;
@@ -20,6 +19,6 @@ pub fn run(s: &Settings) -> Result<ExitCode, Error> {
     }
     let mut out = config.render_modprobe_c();
     out.push_str(&db.render_modprobe_c_dump()?);
-    std::io::stdout().lock().write_all(out.as_bytes())?;
+    crate::render::emit(&out)?;
     Ok(ExitCode::SUCCESS)
 }

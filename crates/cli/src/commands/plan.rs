@@ -1,6 +1,5 @@
 //! `modgate plan NAME...`: resolve and show, load nothing.
 
-use std::io::Write;
 use std::process::ExitCode;
 
 use modgate_host::kernel::{NothingLoaded, Sysfs};
@@ -32,6 +31,6 @@ pub fn run(s: &Settings, args: &PlanArgs) -> Result<ExitCode, Error> {
             j
         }
     };
-    std::io::stdout().lock().write_all(out.as_bytes())?;
+    render::emit(&out)?;
     Ok(ExitCode::SUCCESS)
 }

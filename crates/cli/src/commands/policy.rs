@@ -14,7 +14,7 @@ use crate::Error;
 pub fn run(g: &Global, cmd: &PolicyCommand) -> Result<ExitCode, Error> {
     match cmd {
         PolicyCommand::Default => {
-            print!("{DEFAULT_POLICY}");
+            crate::render::emit(DEFAULT_POLICY)?;
             Ok(ExitCode::SUCCESS)
         }
         PolicyCommand::Check(a) => check(g, a),
@@ -28,7 +28,7 @@ fn show(g: &Global, args: &PolicyShowArgs) -> Result<ExitCode, Error> {
     let root = modgate_host::root::Root::new(&g.root);
     let policy = policyfile::load(&root, args.policy.as_deref())?;
     let table = toml::Table::try_from(&policy)?;
-    println!("# effective policy ({})", policy.source);
+    let mut out = format!("# effective policy ({})\n", policy.source);
     for key in modgate_core::policy::KEYS {
         let Some(value) = table.get(*key) else {
             continue;
@@ -38,11 +38,12 @@ fn show(g: &Global, args: &PolicyShowArgs) -> Result<ExitCode, Error> {
             .get(key)
             .map(ToString::to_string)
             .unwrap_or_default();
-        println!("{key} = {value}  # {origin}");
+        out.push_str(&format!("{key} = {value}  # {origin}\n"));
     }
     for w in policy.widening() {
-        println!("# widens the default: {}: {}", w.key, w.why);
+        out.push_str(&format!("# widens the default: {}: {}\n", w.key, w.why));
     }
+    crate::render::emit(&out)?;
     Ok(ExitCode::SUCCESS)
 }
 

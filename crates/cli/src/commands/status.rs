@@ -20,9 +20,9 @@ pub fn run(g: &Global, args: &StatusArgs) -> Result<ExitCode, Error> {
     }
     let status = session.status();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&status)?);
+        crate::render::emit(&format!("{}\n", serde_json::to_string_pretty(&status)?))?;
     } else {
-        print!("{}", crate::render::status_tables(&status));
+        crate::render::emit(&crate::render::status_tables(&status))?;
     }
     Ok(ExitCode::SUCCESS)
 }
