@@ -8,7 +8,7 @@ use modgate_host::engines::containerd::{self, ContainerdOptions};
 use modgate_host::engines::docker::{self, DockerOptions};
 use modgate_host::engines::hooksd::{self, HooksdOptions, When};
 use modgate_host::engines::isulad::{self, IsuladOptions};
-use modgate_host::engines::{host_path, syscontainer, HookCommand, HookTarget, Plan};
+use modgate_host::engines::{host_path, syscontainer, HookCommand, HookTarget, InstallPlan};
 use modgate_host::root::Root;
 
 use crate::cli::{Global, HookBinary, HooksdWhen, InstallCommand, WrapperArgs};
@@ -62,7 +62,7 @@ fn wrapper(w: &WrapperArgs) -> Result<String, InstallArgError> {
 
 pub fn run(g: &Global, cmd: &InstallCommand) -> Result<ExitCode, Error> {
     let root = Root::new(&g.root);
-    let (plan, dry): (Plan, bool) = match cmd {
+    let (plan, dry): (InstallPlan, bool) = match cmd {
         InstallCommand::Isulad(a) => {
             let o = IsuladOptions {
                 target: hook_target(&a.hook)?,

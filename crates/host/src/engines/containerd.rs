@@ -5,7 +5,7 @@
 use toml_edit::{value, DocumentMut, Item, Table};
 
 use super::plan::{malformed, read};
-use super::{is_wrapper_path, Edit, EngineError, InstallError, Plan, Wiring, RUNTIME_NAME};
+use super::{is_wrapper_path, Edit, EngineError, InstallError, InstallPlan, Wiring, RUNTIME_NAME};
 use crate::root::Root;
 
 pub const CONFIG_TOML: &str = "/etc/containerd/config.toml";
@@ -253,8 +253,8 @@ pub struct ContainerdOptions {
     pub write: bool,
 }
 
-pub fn plan(root: &Root, o: &ContainerdOptions) -> Result<Plan, InstallError> {
-    let mut plan = Plan::default();
+pub fn plan(root: &Root, o: &ContainerdOptions) -> Result<InstallPlan, InstallError> {
+    let mut plan = InstallPlan::default();
     let existing = read(root, CONFIG_TOML)?;
     if o.write {
         let edit = merge(existing.as_deref(), &o.wrapper, CONFIG_TOML).map_err(malformed)?;

@@ -5,8 +5,8 @@ use serde_json::Value;
 
 use super::plan::{malformed, read};
 use super::{
-    edit_object, is_wrapper_path, object_at, parse_object, Edit, EngineError, InstallError, Plan,
-    Wiring, RUNTIME_NAME,
+    edit_object, is_wrapper_path, object_at, parse_object, Edit, EngineError, InstallError,
+    InstallPlan, Wiring, RUNTIME_NAME,
 };
 use crate::root::Root;
 
@@ -32,13 +32,13 @@ pub fn merge(
 
 /// modgate's registration in a daemon.json, for `doctor`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Found {
+pub struct DockerRuntime {
     pub name: String,
     pub path: String,
     pub default: bool,
 }
 
-pub fn modgate_runtime(text: &str, what: &str) -> Result<Option<Found>, EngineError> {
+pub fn modgate_runtime(text: &str, what: &str) -> Result<Option<DockerRuntime>, EngineError> {
     let m = parse_object(Some(text), what)?;
     let default = m.get("default-runtime").and_then(Value::as_str);
     let Some(runtimes) = m.get("runtimes").and_then(Value::as_object) else {
@@ -46,7 +46,7 @@ pub fn modgate_runtime(text: &str, what: &str) -> Result<Option<Found>, EngineEr
     };
     Ok(runtimes.iter().find_map(|(name, v)| {
         let path = v.get("path").and_then(Value::as_str)?;
-        is_wrapper_path(path).then(|| Found {
+        is_wrapper_path(path).then(|| DockerRuntime {
             name: name.clone(),
             path: path.to_string(),
             default: default == Some(name.as_str()),
@@ -61,8 +61,8 @@ pub struct DockerOptions {
     pub default: bool,
 }
 
-pub fn plan(root: &Root, o: &DockerOptions) -> Result<Plan, InstallError> {
-    let mut plan = Plan::default();
+pub fn plan(root: &Root, o: &DockerOptions) -> Result<InstallPlan, InstallError> {
+    let mut plan = InstallPlan::default();
     let existing = read(root, DAEMON_JSON)?;
     let edit = merge(existing.as_deref(), &o.wrapper, o.default, DAEMON_JSON).map_err(malformed)?;
     plan.write(root, DAEMON_JSON, edit, existing.is_some(), 0o644)?;
@@ -167,7 +167,7 @@ mod tests {
         let e = merge(None, W, true, "d").unwrap();
         assert_eq!(
             modgate_runtime(&e.text, "d").unwrap(),
-            Some(Found {
+            Some(DockerRuntime {
                 name: "modgate".into(),
                 path: W.into(),
                 default: true
@@ -188,7 +188,7 @@ mod tests {
             wrapper: W.into(),
             default: false,
         };
-        let warned = |p: &Plan| {
+        let warned = |p: &InstallPlan| {
             p.notes
                 .iter()
                 .any(|n| n.starts_with("warning: ") && n.contains(W))

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use super::plan::{malformed, read};
 use super::{
     is_modgate_path, parse_object, pretty, Edit, EngineError, HookCommand, HookTarget,
-    InstallError, Plan, Wiring, STAGES,
+    InstallError, InstallPlan, Wiring, STAGES,
 };
 use crate::root::Root;
 
@@ -87,14 +87,14 @@ struct HookView {
 
 /// What a hooks.d file says about modgate, for `doctor`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Found {
+pub struct HooksdEntry {
     pub path: String,
     pub stages: Vec<String>,
     pub when: Option<When>,
 }
 
 /// modgate's hook in a hooks.d file, if the file is one of modgate's.
-pub fn modgate_hook(text: &str, what: &str) -> Result<Option<Found>, EngineError> {
+pub fn modgate_hook(text: &str, what: &str) -> Result<Option<HooksdEntry>, EngineError> {
     let f: FileView = serde_json::from_str(text).map_err(|source| EngineError::Json {
         what: what.to_string(),
         source,
@@ -114,7 +114,7 @@ pub fn modgate_hook(text: &str, what: &str) -> Result<Option<Found>, EngineError
     } else {
         None
     };
-    Ok(Some(Found {
+    Ok(Some(HooksdEntry {
         path: h.path,
         stages: f.stages,
         when,
@@ -128,8 +128,8 @@ pub struct HooksdOptions {
     pub when: When,
 }
 
-pub fn plan(root: &Root, o: &HooksdOptions) -> Result<Plan, InstallError> {
-    let mut plan = Plan::default();
+pub fn plan(root: &Root, o: &HooksdOptions) -> Result<InstallPlan, InstallError> {
+    let mut plan = InstallPlan::default();
     let dir = o.dir.trim_end_matches('/');
     for stage in STAGES {
         let shown = format!("{dir}/{}", file_name(stage));
@@ -278,7 +278,7 @@ mod tests {
             let text = pretty(&document(&hook(), "poststop", when));
             assert_eq!(
                 modgate_hook(&text, "f").unwrap(),
-                Some(Found {
+                Some(HooksdEntry {
                     path: "/usr/local/bin/modgate".into(),
                     stages: vec!["poststop".into()],
                     when: Some(when),

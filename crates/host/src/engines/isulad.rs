@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::plan::{malformed, read};
 use super::{
     edit_object, is_modgate_path, place_entry, Edit, EngineError, HookCommand, HookTarget,
-    InstallError, Plan, Wiring, STAGES,
+    InstallError, InstallPlan, Wiring, STAGES,
 };
 use crate::root::Root;
 
@@ -84,8 +84,8 @@ pub struct IsuladOptions {
     pub daemon_default: bool,
 }
 
-pub fn plan(root: &Root, o: &IsuladOptions) -> Result<Plan, InstallError> {
-    let mut plan = Plan::default();
+pub fn plan(root: &Root, o: &IsuladOptions) -> Result<InstallPlan, InstallError> {
+    let mut plan = InstallPlan::default();
     let spec_path = if o.daemon_default {
         let daemon = read(root, DAEMON_JSON)?;
         let named = match &daemon {

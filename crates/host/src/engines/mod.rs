@@ -12,7 +12,7 @@ pub mod plan;
 pub mod syscontainer;
 
 pub use check::Wiring;
-pub use plan::{host_path, Action, HookTarget, InstallError, Plan};
+pub use plan::{host_path, Action, HookTarget, InstallError, InstallPlan};
 
 use serde_json::{json, Map, Value};
 

@@ -1,4 +1,4 @@
-//! `modgate install TARGET`'s plan: each engine builds a [`Plan`] from the files under
+//! `modgate install TARGET`'s plan: each engine builds an [`InstallPlan`] from the files under
 //! the root (through its merge functions); the plan is printed (`--dry-run`) or applied.
 //! Nothing is written when a file already says what modgate needs, so a second run
 //! changes nothing.
@@ -51,7 +51,7 @@ pub enum Action {
 }
 
 #[derive(Debug, Default)]
-pub struct Plan {
+pub struct InstallPlan {
     pub actions: Vec<Action>,
     /// Files that already say what modgate needs.
     pub unchanged: Vec<String>,
@@ -60,7 +60,7 @@ pub struct Plan {
     pub notes: Vec<String>,
 }
 
-impl Plan {
+impl InstallPlan {
     /// Adds a file write when the edit changed something.
     pub(crate) fn write(
         &mut self,

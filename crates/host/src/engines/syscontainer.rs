@@ -10,14 +10,14 @@
 use std::path::{Path, PathBuf};
 
 use super::check::exec_problems;
-use super::{is_modgate_path, Action, HookTarget, InstallError, Plan, Wiring};
+use super::{is_modgate_path, Action, HookTarget, InstallError, InstallPlan, Wiring};
 use crate::configfile::backup_path;
 use crate::root::Root;
 
 pub const HOOK: &str = "/var/lib/isulad/hooks/syscontainer-hooks";
 
-pub fn plan(root: &Root, target: &HookTarget, revert: bool) -> Result<Plan, InstallError> {
-    let mut plan = Plan::default();
+pub fn plan(root: &Root, target: &HookTarget, revert: bool) -> Result<InstallPlan, InstallError> {
+    let mut plan = InstallPlan::default();
     // The slot itself, not what a link there points to.
     let path =
         root.resolve_entry(HOOK)
