@@ -9,6 +9,7 @@ pub mod context;
 pub mod doctor;
 pub mod engines;
 pub mod hook;
+pub mod integrity;
 pub mod kernel;
 pub mod lifecycle;
 pub mod loader;
