@@ -20,7 +20,7 @@ pub enum IntegrityError {
         path: String,
         policy: String,
         #[source]
-        source: TrustError,
+        source: Box<TrustError>,
     },
     #[error("cannot find trusted certificates {path} named by policy {policy}")]
     CertsPath {
@@ -81,7 +81,7 @@ pub fn trust_store(root: &Root, policy: &Policy) -> Result<TrustStore, Integrity
             .map_err(|source| IntegrityError::Certs {
                 path: p.clone(),
                 policy: policy.source.clone(),
-                source,
+                source: Box::new(source),
             })?;
     }
     Ok(store)
