@@ -1,5 +1,6 @@
 //! One file per subcommand.
 
+pub mod certs;
 pub mod doctor;
 pub mod gc;
 pub mod generate;
@@ -12,3 +13,4 @@ pub mod runtime;
 pub mod status;
 pub mod syscontainer_hooks;
 pub mod unload;
+pub mod verify;
