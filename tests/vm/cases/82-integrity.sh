@@ -45,7 +45,7 @@ for rt in crun runc; do
 done
 
 for z in xz zstd; do
-    begin "verify on /roots/$z: the signed .ko.$z modules verify (decompressed image)"
+    begin "verify on /roots/$z: the signed compressed ($z) modules verify (decompressed image)"
     modgate --root /roots/$z verify ip_vs_wrr --certs /etc/modgate/certs >/tmp/verify.out 2>&1
     rc=$?
     show /tmp/verify.out verify
@@ -56,7 +56,7 @@ for z in xz zstd; do
 
     reset_modules
     begin "load from /roots/$z under require_signature: checked and loaded"
-    modgate --root /roots/$z load --policy /tmp/sig.toml ip_vs,ip_vs_wrr >/tmp/load.out 2>/tmp/load.err
+    modgate --root /roots/$z load --policy /tmp/sig.toml ip_vs ip_vs_wrr >/tmp/load.out 2>/tmp/load.err
     rc=$?
     show /tmp/load.out stdout
     show /tmp/load.err stderr

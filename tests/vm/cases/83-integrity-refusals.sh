@@ -60,7 +60,7 @@ reset_modules
 begin "the right pin: loads"
 right=$(sha256sum /lib/modules/$KV/kernel/net/netfilter/ipvs/ip_vs_wrr.ko | cut -d' ' -f1)
 printf '[pins]\nip_vs_wrr = "sha256:%s"\n' "$right" >/tmp/pin-ok.toml
-modgate load --policy /tmp/pin-ok.toml ip_vs,ip_vs_wrr >/tmp/load.out 2>/tmp/load.err
+modgate load --policy /tmp/pin-ok.toml ip_vs ip_vs_wrr >/tmp/load.out 2>/tmp/load.err
 rc=$?
 show /tmp/load.err stderr
 want "exit 0 (got $rc)" [ "$rc" -eq 0 ]
