@@ -80,6 +80,9 @@ pub struct VerifyArgs {
     /// Policy file [default: ROOT/etc/modgate/policy.toml, else the built-in default]
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
+    /// Also time each module's read, sha256 and signature check (microseconds)
+    #[arg(long)]
+    pub timings: bool,
 }
 
 #[derive(Debug, Subcommand)]

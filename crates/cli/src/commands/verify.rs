@@ -7,6 +7,7 @@
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
+use std::time::Instant;
 
 use modgate_core::policy::Policy;
 use modgate_core::Action;
@@ -48,6 +49,27 @@ struct Checked {
     /// Present when the policy has integrity keys: why it would refuse, or null.
     #[serde(skip_serializing_if = "Option::is_none")]
     policy_refusal: Option<Option<String>>,
+    /// With --timings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    timings_us: Option<Timings>,
+}
+
+/// What one module costs, in microseconds: reading (and decompressing) the file, the
+/// sha256 of the image, the signature check alone (digest of the content and the
+/// public-key operation), and the whole report the loader computes.
+#[derive(serde::Serialize)]
+struct Timings {
+    read: u128,
+    sha256: u128,
+    signature: u128,
+    check: u128,
+}
+
+/// Times `f`, in microseconds.
+fn timed<T>(f: impl FnOnce() -> T) -> (T, u128) {
+    let t = Instant::now();
+    let r = f();
+    (r, t.elapsed().as_micros())
 }
 
 pub fn run(g: &Global, args: &VerifyArgs) -> Result<ExitCode, Error> {
@@ -59,14 +81,19 @@ pub fn run(g: &Global, args: &VerifyArgs) -> Result<ExitCode, Error> {
     for m in &args.modules {
         if m.contains('/') {
             let path = Path::new(m);
-            let image = read_path(path)?;
+            let (image, read) = timed(|| read_path(path));
+            let image = image?;
             let name = path
                 .file_name()
                 .and_then(|f| f.to_str())
                 .and_then(|f| f.split('.').next())
                 .unwrap_or(m)
                 .replace('-', "_");
-            out.push(check(&name, m, &image, &store, &policy, &s.release));
+            let mut c = check(&name, m, &image, &store, &policy, &s.release);
+            if args.timings {
+                c.timings_us = Some(time(&image, &store, read));
+            }
+            out.push(c);
             continue;
         }
         if ctx.is_none() {
@@ -95,16 +122,14 @@ pub fn run(g: &Global, args: &VerifyArgs) -> Result<ExitCode, Error> {
                 _ => continue,
             };
             let rel = modfile::relative(&ctx.dir.dirname, path);
-            let image = modfile::read_module(&ctx.dir.dir, rel)?;
+            let (image, read) = timed(|| modfile::read_module(&ctx.dir.dir, rel));
+            let image = image?;
             let shown = ctx.dir.dir.join(rel).display().to_string();
-            out.push(check(
-                &step.module,
-                &shown,
-                &image,
-                &store,
-                &policy,
-                &s.release,
-            ));
+            let mut c = check(&step.module, &shown, &image, &store, &policy, &s.release);
+            if args.timings {
+                c.timings_us = Some(time(&image, &store, read));
+            }
+            out.push(c);
         }
     }
     let ok = out
@@ -152,6 +177,18 @@ fn trust_store(s: &Settings, policy: &Policy, args: &VerifyArgs) -> Result<Trust
     Ok(store)
 }
 
+fn time(image: &[u8], store: &TrustStore, read: u128) -> Timings {
+    let (_, sha256) = timed(|| modgate_integrity::Sha256Pin::of(image));
+    let (_, signature) = timed(|| modgate_integrity::verify(image, store).is_ok());
+    let (_, check) = timed(|| modgate_integrity::check(image, store));
+    Timings {
+        read,
+        sha256,
+        signature,
+        check,
+    }
+}
+
 fn read_path(path: &Path) -> Result<Vec<u8>, Error> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
@@ -182,6 +219,7 @@ fn check(
         path: path.to_string(),
         verdict,
         policy_refusal,
+        timings_us: None,
     }
 }
 
@@ -239,6 +277,15 @@ fn render(c: &Checked) -> String {
         Some(Some(r)) => row("policy", format!("refused: {r}")),
         Some(None) => row("policy", "allowed".into()),
         None => {}
+    }
+    if let Some(t) = &c.timings_us {
+        row(
+            "time",
+            format!(
+                "read {} us, sha256 {} us, signature {} us, whole check {} us",
+                t.read, t.sha256, t.signature, t.check
+            ),
+        );
     }
     let mut s = lines.join("\n");
     s.push('\n');
