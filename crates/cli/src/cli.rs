@@ -57,6 +57,50 @@ pub enum Command {
     Gc(GcArgs),
     /// Remove modules modgate loaded and no container holds
     Unload(UnloadArgs),
+    /// Check module files: signature, signer, vermagic, taint, sha256, and the policy's verdict
+    Verify(VerifyArgs),
+    /// Kernel certificates
+    #[command(subcommand)]
+    Certs(CertsCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Module names or aliases (each with the modules it depends on), or module files
+    #[arg(required = true, value_name = "NAME|PATH")]
+    pub modules: Vec<String>,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+    /// Trusted certificates, PEM or DER files or directories of them (repeatable)
+    /// [default: the policy's trusted_certs]
+    #[arg(long = "certs", value_name = "FILE|DIR")]
+    pub certs: Vec<PathBuf>,
+    /// Also trust the certificates built into this kernel image (repeatable)
+    #[arg(long = "kernel-image", value_name = "VMLINUZ")]
+    pub kernel_images: Vec<PathBuf>,
+    /// Policy file [default: ROOT/etc/modgate/policy.toml, else the built-in default]
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// Also time each module's read, sha256 and signature check (microseconds)
+    #[arg(long)]
+    pub timings: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CertsCommand {
+    /// Write the X.509 certificates built into a kernel image as PEM
+    Extract(CertsExtractArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CertsExtractArgs {
+    /// The kernel image (bzImage such as /boot/vmlinuz-KV, or an ELF vmlinux)
+    #[arg(long, value_name = "VMLINUZ")]
+    pub from: PathBuf,
+    /// Write one PEM file per certificate into this directory [default: print to stdout]
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 /// A request as a container would make it, for `load` and `policy check`.

@@ -66,5 +66,7 @@ fn run(cli: &cli::Cli) -> Result<ExitCode, Error> {
         cli::Command::Status(a) => commands::status::run(g, a),
         cli::Command::Gc(a) => commands::gc::run(g, a),
         cli::Command::Unload(a) => commands::unload::run(g, a),
+        cli::Command::Verify(a) => commands::verify::run(g, a),
+        cli::Command::Certs(c) => commands::certs::run(c),
     }
 }

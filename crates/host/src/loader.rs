@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use modgate_core::{Action, ModState, Plan};
 
+use crate::integrity::CheckedImages;
 use crate::kernel::{Diagnosis, Kernel, ModuleSyscalls, MODULE_INIT_COMPRESSED_FILE};
 use crate::modfile::{self, Compression, ModFileError};
 use crate::root::Root;
@@ -33,6 +34,9 @@ pub enum LoadError {
         reason: String,
         errno: i32,
     },
+    /// An optional module the integrity check left out, or one it never saw.
+    #[error("module {module:?} not loaded: {reason}")]
+    NotChecked { module: String, reason: String },
     #[error("module {module:?} was still being loaded by another process after {waited:?}")]
     ComingTimeout { module: String, waited: Duration },
     /// The cause is the source: the message says only what the rollback did.
@@ -65,6 +69,9 @@ pub struct Loader<'a> {
     pub dirname: &'a str,
     /// How long to wait for a module another process is loading.
     pub coming_wait: Duration,
+    /// When the policy checks module files: the checked images, loaded as they are
+    /// with `init_module` instead of from their files.
+    pub images: Option<&'a CheckedImages>,
 }
 
 impl Loader<'_> {
@@ -148,10 +155,22 @@ impl Loader<'_> {
             module: module.to_string(),
             source,
         };
-        let rel = path
-            .strip_prefix(self.dirname)
-            .map(|r| r.trim_start_matches('/'))
-            .unwrap_or(path);
+        let params = CString::new(options.trim()).map_err(|_| LoadError::Insert {
+            module: module.to_string(),
+            reason: "options contain a NUL byte".into(),
+            errno: libc::EINVAL,
+        })?;
+        if let Some(images) = self.images {
+            let image = images
+                .image(module)
+                .map_err(|reason| LoadError::NotChecked {
+                    module: module.to_string(),
+                    reason,
+                })?;
+            let result = self.init(module, image, &params);
+            return self.inserted(module, result, report);
+        }
+        let rel = modfile::relative(self.dirname, path);
         let file = modfile::open_beneath(self.moddir, rel).map_err(file_err)?;
         let mut head = [0u8; 6];
         let n = read_head(&file, &mut head).map_err(|source| {
@@ -161,11 +180,6 @@ impl Loader<'_> {
             })
         })?;
         let kind = Compression::sniff(&head[..n]);
-        let params = CString::new(options.trim()).map_err(|_| LoadError::Insert {
-            module: module.to_string(),
-            reason: "options contain a NUL byte".into(),
-            errno: libc::EINVAL,
-        })?;
         let result = if kind == Compression::None {
             match self.syscalls.finit_module(module, &file, &params, 0) {
                 Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
@@ -181,6 +195,16 @@ impl Loader<'_> {
             let image = modfile::read_image(&file, kind, path).map_err(file_err)?;
             self.init(module, &image, &params)
         };
+        self.inserted(module, result, report)
+    }
+
+    /// Records what an insertion did.
+    fn inserted(
+        &self,
+        module: &str,
+        result: io::Result<()>,
+        report: &mut LoadReport,
+    ) -> Result<(), LoadError> {
         match result {
             Ok(()) => {
                 report.inserted.push(module.to_string());

@@ -125,6 +125,39 @@ fn open_checked(dir: &Path, rel: &str) -> Result<File, ModFileError> {
 
 /// Reads a whole module into memory, decompressing it.
 pub fn read_image(mut file: &File, kind: Compression, path: &str) -> Result<Vec<u8>, ModFileError> {
+    let mut raw = Vec::new();
+    file.read_to_end(&mut raw)
+        .map_err(|source| ModFileError::Open {
+            path: path.to_string(),
+            source,
+        })?;
+    decompress(raw, kind, path)
+}
+
+/// Reads the module at `rel` under the module directory `dir` (opened as
+/// [`open_beneath`] does) into the image the kernel receives: decompressed, whatever the
+/// kernel could do itself, the format told by the file's magic.
+pub fn read_module(dir: &Path, rel: &str) -> Result<Vec<u8>, ModFileError> {
+    let mut file = open_beneath(dir, rel)?;
+    let mut raw = Vec::new();
+    file.read_to_end(&mut raw)
+        .map_err(|source| ModFileError::Open {
+            path: dir.join(rel).display().to_string(),
+            source,
+        })?;
+    let kind = Compression::sniff(&raw);
+    decompress(raw, kind, rel)
+}
+
+/// The path of a plan's module relative to the module directory (`dirname` is the prefix
+/// the plan's paths carry).
+pub fn relative<'p>(dirname: &str, path: &'p str) -> &'p str {
+    path.strip_prefix(dirname)
+        .map(|r| r.trim_start_matches('/'))
+        .unwrap_or(path)
+}
+
+fn decompress(raw: Vec<u8>, kind: Compression, path: &str) -> Result<Vec<u8>, ModFileError> {
     let err = |kind: &'static str| {
         move |source: io::Error| ModFileError::Decompress {
             path: path.to_string(),
@@ -132,12 +165,6 @@ pub fn read_image(mut file: &File, kind: Compression, path: &str) -> Result<Vec<
             source,
         }
     };
-    let mut raw = Vec::new();
-    file.read_to_end(&mut raw)
-        .map_err(|source| ModFileError::Open {
-            path: path.to_string(),
-            source,
-        })?;
     let mut out = Vec::with_capacity(raw.len() * 3);
     match kind {
         Compression::None => return Ok(raw),
@@ -219,6 +246,14 @@ mod tests {
             let f = File::open(&p).unwrap();
             assert_eq!(read_image(&f, kind, "m").unwrap(), payload);
         }
+        let mut gz2 = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        io::Write::write_all(&mut gz2, &payload).unwrap();
+        std::fs::write(t.path().join("m.ko.gz"), gz2.finish().unwrap()).unwrap();
+        assert_eq!(read_module(t.path(), "m.ko.gz").unwrap(), payload);
+        assert!(matches!(
+            read_module(t.path(), "../m.ko.gz"),
+            Err(ModFileError::Outside { .. })
+        ));
         let p = t.path().join("bad");
         std::fs::write(&p, b"\xFD7zXZ\0garbage").unwrap();
         let f = File::open(&p).unwrap();

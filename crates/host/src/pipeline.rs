@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use modgate_core::policy::Denial;
 
 use crate::context::{Context, PlanError};
+use crate::integrity::{self, IntegrityError};
 use crate::kernel::{ModuleSyscalls, Sysfs};
 use crate::lifecycle::{Released, Session, StateError};
 use crate::loader::{LoadError, LoadReport, Loader};
@@ -31,6 +32,8 @@ pub enum AdmitError {
     Plan(#[from] PlanError),
     #[error(transparent)]
     Denied(#[from] Denial),
+    #[error(transparent)]
+    Integrity(#[from] IntegrityError),
     #[error(transparent)]
     Lock(#[from] LockError),
     #[error(transparent)]
@@ -120,6 +123,17 @@ pub fn admit_and_load(
     }
     let lock = HostLock::acquire(&ctx.root)?;
     let plan = ctx.plan(names, &kernel)?;
+    // The files of exactly this plan, read and checked before anything is recorded or
+    // inserted; `None` (no read at all) when the policy asks for no look at them.
+    let images = integrity::check_plan(
+        &ctx.root,
+        &policy,
+        &plan,
+        &ctx.dir.dir,
+        &ctx.dir.dirname,
+        &ctx.release,
+    )
+    .inspect_err(|_| outcome.decision = "refused".into())?;
     let mut session = match &holder {
         Some(h) => {
             let mut s = Session::open(&ctx.root, &lock)?;
@@ -135,6 +149,7 @@ pub fn admit_and_load(
         moddir: &ctx.dir.dir,
         dirname: &ctx.dir.dirname,
         coming_wait: host.coming_wait,
+        images: images.as_ref(),
     };
     let report = match loader.load(&plan) {
         Ok(r) => r,

@@ -31,6 +31,7 @@ fn run(
         moddir: &ctx.dir.dir,
         dirname: &ctx.dir.dirname,
         coming_wait: Duration::from_millis(50),
+        images: None,
     };
     loader.load(&plan)
 }

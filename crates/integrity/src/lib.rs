@@ -82,6 +82,6 @@ pub use digest::{DigestAlg, Sha256Pin};
 pub use kernel_image::{extract_certs, KernelImageError};
 pub use modinfo::{ModInfo, Taint};
 pub use signature::{KeyKind, ModuleSignature, SignerId};
-pub use trust::{TrustError, TrustStore, TrustedCert};
+pub use trust::{to_pem, TrustError, TrustStore, TrustedCert};
 pub use verdict::{check, SignatureReport, Verdict};
 pub use verify::{verify, SignatureStatus, Verified, VerifyError};

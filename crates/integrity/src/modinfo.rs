@@ -63,7 +63,10 @@ pub fn license_is_gpl_compatible(license: &str) -> bool {
 
 /// The module taint flags the kernel sets at load time, with their letters in
 /// `/proc/sys/kernel/tainted` order: P, O, C, E.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+///
+/// Also the set a policy's `deny_taint` names: it serialises as the list of its names
+/// (`["out-of-tree", "unsigned"]`) and parses from one, refusing unknown names.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Taint {
     /// `P`: license not GPL-compatible.
     pub proprietary: bool,
@@ -75,32 +78,102 @@ pub struct Taint {
     pub unsigned: bool,
 }
 
+/// Every flag's name, as a policy writes it, and its letter.
+const TAINT_NAMES: [(&str, char); 4] = [
+    ("proprietary", 'P'),
+    ("out-of-tree", 'O'),
+    ("staging", 'C'),
+    ("unsigned", 'E'),
+];
+
 impl Taint {
-    pub fn letters(&self) -> String {
+    fn flags(&self) -> [bool; 4] {
         [
-            (self.proprietary, 'P'),
-            (self.out_of_tree, 'O'),
-            (self.staging, 'C'),
-            (self.unsigned, 'E'),
+            self.proprietary,
+            self.out_of_tree,
+            self.staging,
+            self.unsigned,
         ]
-        .iter()
-        .filter(|(on, _)| *on)
-        .map(|(_, c)| *c)
-        .collect()
     }
 
-    /// Names as a policy writes them (`deny_taint = ["proprietary", "out_of_tree"]`).
+    fn from_flags(f: [bool; 4]) -> Self {
+        Taint {
+            proprietary: f[0],
+            out_of_tree: f[1],
+            staging: f[2],
+            unsigned: f[3],
+        }
+    }
+
+    pub fn letters(&self) -> String {
+        self.flags()
+            .iter()
+            .zip(TAINT_NAMES)
+            .filter(|(on, _)| **on)
+            .map(|(_, (_, c))| c)
+            .collect()
+    }
+
+    /// Names as a policy writes them (`deny_taint = ["proprietary", "out-of-tree"]`).
     pub fn names(&self) -> Vec<&'static str> {
-        [
-            (self.proprietary, "proprietary"),
-            (self.out_of_tree, "out_of_tree"),
-            (self.staging, "staging"),
-            (self.unsigned, "unsigned"),
-        ]
-        .iter()
-        .filter(|(on, _)| *on)
-        .map(|(_, n)| *n)
-        .collect()
+        self.flags()
+            .iter()
+            .zip(TAINT_NAMES)
+            .filter(|(on, _)| **on)
+            .map(|(_, (n, _))| n)
+            .collect()
+    }
+
+    /// The flag a name stands for, if it is one.
+    pub fn from_name(name: &str) -> Option<Self> {
+        let i = TAINT_NAMES.iter().position(|(n, _)| *n == name)?;
+        let mut f = [false; 4];
+        f[i] = true;
+        Some(Self::from_flags(f))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.flags() == [false; 4]
+    }
+
+    /// The flags set in both.
+    pub fn intersection(&self, other: &Taint) -> Taint {
+        let (a, b) = (self.flags(), other.flags());
+        Self::from_flags(std::array::from_fn(|i| a[i] && b[i]))
+    }
+
+    /// The flags set in `self` and not in `other`.
+    pub fn difference(&self, other: &Taint) -> Taint {
+        let (a, b) = (self.flags(), other.flags());
+        Self::from_flags(std::array::from_fn(|i| a[i] && !b[i]))
+    }
+
+    /// The flags set in either.
+    pub fn union(&self, other: &Taint) -> Taint {
+        let (a, b) = (self.flags(), other.flags());
+        Self::from_flags(std::array::from_fn(|i| a[i] || b[i]))
+    }
+}
+
+impl serde::Serialize for Taint {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.names())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Taint {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let names = Vec::<String>::deserialize(d)?;
+        let mut t = Taint::default();
+        for n in &names {
+            let flag = Taint::from_name(n).ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "unknown taint {n:?}: expected one of proprietary, out-of-tree, staging, unsigned"
+                ))
+            })?;
+            t = t.union(&flag);
+        }
+        Ok(t)
     }
 }
 
@@ -155,8 +228,14 @@ mod tests {
         assert_eq!(t.letters(), "POCE");
         assert_eq!(
             t.names(),
-            ["proprietary", "out_of_tree", "staging", "unsigned"]
+            ["proprietary", "out-of-tree", "staging", "unsigned"]
         );
+        let json = serde_json::to_string(&t).unwrap();
+        assert_eq!(
+            json,
+            r#"["proprietary","out-of-tree","staging","unsigned"]"#
+        );
+        assert_eq!(serde_json::from_str::<Taint>(&json).unwrap(), t);
         // No license at all is "unspecified" to the kernel: proprietary.
         assert!(
             parse(&tiny_module(b"intree=Y\0"))
@@ -164,6 +243,23 @@ mod tests {
                 .taint(false)
                 .proprietary
         );
+    }
+
+    #[test]
+    fn taint_sets_combine_and_refuse_unknown_names() {
+        let deny: Taint = serde_json::from_str(r#"["unsigned","out-of-tree","unsigned"]"#).unwrap();
+        assert_eq!(deny.names(), ["out-of-tree", "unsigned"]);
+        let module = Taint {
+            unsigned: true,
+            proprietary: true,
+            ..Taint::default()
+        };
+        assert_eq!(module.intersection(&deny).names(), ["unsigned"]);
+        assert_eq!(deny.difference(&module).names(), ["out-of-tree"]);
+        assert!(Taint::default().is_empty() && !deny.is_empty());
+        let e = serde_json::from_str::<Taint>(r#"["sparkly"]"#).unwrap_err();
+        assert!(e.to_string().contains("sparkly"), "{e}");
+        assert!(serde_json::from_str::<Taint>(r#"["out_of_tree"]"#).is_err());
     }
 
     #[test]

@@ -136,6 +136,11 @@ pub enum TrustError {
     Empty(String),
 }
 
+/// A DER certificate as PEM text (`-----BEGIN CERTIFICATE-----`, 64-column lines).
+pub fn to_pem(der: &[u8]) -> Result<String, der::Error> {
+    der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, der).map_err(der::Error::from)
+}
+
 /// File names loaded from a directory of trusted certificates.
 const CERT_EXTENSIONS: &[&str] = &["pem", "crt", "cer", "der", "x509"];
 

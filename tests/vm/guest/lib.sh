@@ -328,3 +328,28 @@ holders_of() {
     echo "${_h:--}"
 }
 status_empty() { [ "$(status_json)" = '{"modules":[],"containers":[]}' ]; }
+
+# Integrity
+#   integrity_certs            the kernel's build certificate, extracted from
+#                              /boot/vmlinuz-$KV by `modgate certs extract` into
+#                              /etc/modgate/certs (once) and copied into every
+#                              /roots/*/etc/modgate/certs
+#   sig_policy FILE [KEYS]     a policy FILE with require_signature = true and
+#                              those certificates, plus the TOML lines KEYS
+integrity_certs() {
+    if ! ls /etc/modgate/certs/*.pem >/dev/null 2>&1; then
+        modgate certs extract --from "/boot/vmlinuz-$KV" --out /etc/modgate/certs >/tmp/certs.out 2>&1 || {
+            show /tmp/certs.out "certs extract"
+            return 1
+        }
+    fi
+    for _r in /roots/*/; do
+        mkdir -p "${_r}etc/modgate"
+        rm -rf "${_r}etc/modgate/certs"
+        cp -r /etc/modgate/certs "${_r}etc/modgate/certs"
+    done
+}
+
+sig_policy() { # FILE [KEYS]
+    printf 'require_signature = true\ntrusted_certs = ["/etc/modgate/certs"]\n%s\n' "${2:-}" >"$1"
+}

@@ -1,5 +1,6 @@
 //! One file per subcommand.
 
+pub mod certs;
 pub mod config;
 pub mod doctor;
 pub mod gc;
@@ -13,3 +14,4 @@ pub mod runtime;
 pub mod status;
 pub mod syscontainer_hooks;
 pub mod unload;
+pub mod verify;

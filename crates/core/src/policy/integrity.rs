@@ -1,8 +1,13 @@
 //! The integrity keys of a policy: what a module file must be before the kernel gets it.
 //! Checking a file against them is the loader's job; this is what they say.
 
+//!
+//! The pin and taint types are the integrity crate's ([`Sha256Pin`], [`Taint`]): the policy
+//! says what the checker reports, in the same words.
+
 use std::collections::BTreeMap;
 
+use modgate_integrity::{Sha256Pin, SignatureStatus, Taint, Verdict};
 use serde::{Deserialize, Serialize};
 
 /// `vermagic = "any" | "match"`.
@@ -15,66 +20,6 @@ pub enum Vermagic {
     Match,
 }
 
-/// A property of a module that would taint the kernel, as `deny_taint` names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Taint {
-    /// No `intree=Y` in its modinfo.
-    OutOfTree,
-    /// `staging=Y`.
-    Staging,
-    /// No valid signature trailer.
-    Unsigned,
-    /// A licence the kernel does not count as GPL-compatible.
-    Proprietary,
-}
-
-impl Taint {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Taint::OutOfTree => "out-of-tree",
-            Taint::Staging => "staging",
-            Taint::Unsigned => "unsigned",
-            Taint::Proprietary => "proprietary",
-        }
-    }
-}
-
-/// A hash pin: `module = "sha256:HEX"`, over the bytes the kernel receives (a compressed
-/// module's decompressed image).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(into = "String")]
-pub struct Pin(pub [u8; 32]);
-
-impl Pin {
-    pub fn parse(s: &str) -> Result<Self, String> {
-        let hex = s
-            .strip_prefix("sha256:")
-            .ok_or_else(|| format!("pin {s:?} must start with \"sha256:\""))?;
-        if hex.len() != 64 {
-            return Err(format!(
-                "pin {s:?} must have 64 hex digits after \"sha256:\""
-            ));
-        }
-        let mut out = [0u8; 32];
-        for (i, pair) in hex.as_bytes().chunks(2).enumerate() {
-            let text = std::str::from_utf8(pair).map_err(|_| format!("pin {s:?} is not hex"))?;
-            out[i] = u8::from_str_radix(text, 16).map_err(|_| format!("pin {s:?} is not hex"))?;
-        }
-        Ok(Pin(out))
-    }
-
-    pub fn hex(&self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect()
-    }
-}
-
-impl From<Pin> for String {
-    fn from(p: Pin) -> String {
-        format!("sha256:{}", p.hex())
-    }
-}
-
 /// The integrity keys, as the effective policy holds them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Integrity {
@@ -82,9 +27,10 @@ pub struct Integrity {
     /// PEM or DER X.509 files, or directories of them, under the root.
     pub trusted_certs: Vec<String>,
     /// Module name (normalised to underscores) to the hash its file must have.
-    pub pins: BTreeMap<String, Pin>,
+    pub pins: BTreeMap<String, Sha256Pin>,
     pub vermagic: Vermagic,
-    pub deny_taint: Vec<Taint>,
+    /// The taint flags a module must not have.
+    pub deny_taint: Taint,
 }
 
 impl Integrity {
@@ -98,24 +44,190 @@ impl Integrity {
     }
 }
 
+impl Integrity {
+    /// Why the policy refuses the module image `verdict` describes, or `None` to let it
+    /// through. `kernel_release` is the release modgate resolves against. The pin is
+    /// looked at first (it is the most specific), then the signature, vermagic and taint.
+    pub fn refusal(&self, module: &str, verdict: &Verdict, kernel_release: &str) -> Option<String> {
+        if let Some(pin) = self.pins.get(module) {
+            if *pin != verdict.sha256 {
+                return Some(format!("{} does not match its pin {pin}", verdict.sha256));
+            }
+        }
+        if self.require_signature && verdict.signature.status != SignatureStatus::Verified {
+            let why = verdict
+                .signature
+                .reason
+                .as_deref()
+                .unwrap_or("not verified");
+            return Some(match verdict.signature.status {
+                SignatureStatus::Unsigned => "not signed (require_signature = true)".to_string(),
+                _ => format!("signature not trusted: {why}"),
+            });
+        }
+        if self.vermagic == Vermagic::Match {
+            let release = verdict.modinfo.as_ref().and_then(|m| m.vermagic_release());
+            match release {
+                Some(r) if r == kernel_release => {}
+                Some(r) => {
+                    return Some(format!(
+                        "built for kernel {r} (its vermagic), not {kernel_release} (vermagic = \"match\")"
+                    ))
+                }
+                None => {
+                    let why = verdict.modinfo_error.as_deref().unwrap_or("no vermagic entry");
+                    return Some(format!("no readable vermagic ({why})"));
+                }
+            }
+        }
+        let tainted = verdict.taint.intersection(&self.deny_taint);
+        if !tainted.is_empty() {
+            return Some(format!(
+                "would taint the kernel: {} (deny_taint)",
+                tainted.names().join(", ")
+            ));
+        }
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use modgate_integrity::{check, trailer, ModInfo, TrustStore};
+
     use super::*;
 
+    fn rules() -> Integrity {
+        Integrity {
+            require_signature: false,
+            trusted_certs: Vec::new(),
+            pins: BTreeMap::new(),
+            vermagic: Vermagic::Any,
+            deny_taint: Taint::default(),
+        }
+    }
+
+    /// The report of an unsigned image (no ELF: no modinfo), with modinfo filled in
+    /// where a case needs it.
+    fn verdict(image: &[u8], vermagic: Option<&str>) -> Verdict {
+        let mut v = check(image, &TrustStore::new());
+        if let Some(vm) = vermagic {
+            v.modinfo = Some(ModInfo {
+                vermagic: Some(vm.to_string()),
+                intree: true,
+                license: Some("GPL".into()),
+                ..ModInfo::default()
+            });
+            v.taint = v.modinfo.as_ref().unwrap().taint(true);
+        }
+        v
+    }
+
     #[test]
-    fn pins_parse_and_print() {
-        let hex = "00ff".repeat(16);
-        let p = Pin::parse(&format!("sha256:{hex}")).unwrap();
-        assert_eq!(p.0[0], 0);
-        assert_eq!(p.0[1], 0xff);
-        assert_eq!(String::from(p), format!("sha256:{hex}"));
-        for bad in [
-            "md5:00",
-            "sha256:abc",
-            &format!("sha256:{}", "zz".repeat(32)),
-            "sha256:é",
-        ] {
-            assert!(Pin::parse(bad).is_err(), "{bad}");
+    fn each_key_refuses_for_its_own_reason() {
+        let image = b"not a module".to_vec();
+        let signed_by_nobody = trailer::append(&image, b"\x30\x00");
+        let kv = "6.1.0-48-amd64";
+        let good = verdict(&image, Some("6.1.0-48-amd64 SMP mod_unload modversions "));
+        let foreign = verdict(&image, Some("6.1.0-99-amd64 SMP mod_unload modversions "));
+        let pinned = |pin: Sha256Pin| Integrity {
+            pins: [("m".to_string(), pin)].into(),
+            ..rules()
+        };
+        let table: Vec<(&str, Integrity, Verdict, Option<&str>)> = vec![
+            ("nothing asked", rules(), good.clone(), None),
+            (
+                "pin matches",
+                pinned(Sha256Pin::of(&image)),
+                good.clone(),
+                None,
+            ),
+            (
+                "pin differs",
+                pinned(Sha256Pin::of(b"other")),
+                good.clone(),
+                Some("does not match its pin sha256:"),
+            ),
+            (
+                "unsigned",
+                Integrity {
+                    require_signature: true,
+                    ..rules()
+                },
+                good.clone(),
+                Some("not signed"),
+            ),
+            (
+                "malformed signature",
+                Integrity {
+                    require_signature: true,
+                    ..rules()
+                },
+                verdict(&signed_by_nobody, None),
+                Some("signature not trusted: "),
+            ),
+            (
+                "same release",
+                Integrity {
+                    vermagic: Vermagic::Match,
+                    ..rules()
+                },
+                good.clone(),
+                None,
+            ),
+            (
+                "foreign release",
+                Integrity {
+                    vermagic: Vermagic::Match,
+                    ..rules()
+                },
+                foreign.clone(),
+                Some("built for kernel 6.1.0-99-amd64 (its vermagic), not 6.1.0-48-amd64"),
+            ),
+            (
+                "no modinfo",
+                Integrity {
+                    vermagic: Vermagic::Match,
+                    ..rules()
+                },
+                verdict(&image, None),
+                Some("no readable vermagic"),
+            ),
+            (
+                "denied taint",
+                Integrity {
+                    deny_taint: Taint {
+                        unsigned: true,
+                        staging: true,
+                        ..Taint::default()
+                    },
+                    ..rules()
+                },
+                good.clone(),
+                Some("would taint the kernel: unsigned (deny_taint)"),
+            ),
+            (
+                "other taint",
+                Integrity {
+                    deny_taint: Taint {
+                        staging: true,
+                        ..Taint::default()
+                    },
+                    ..rules()
+                },
+                good.clone(),
+                None,
+            ),
+        ];
+        for (what, rules, v, want) in table {
+            let got = rules.refusal("m", &v, kv);
+            match want {
+                None => assert_eq!(got, None, "{what}"),
+                Some(w) => {
+                    let got = got.unwrap_or_default();
+                    assert!(got.contains(w), "{what}: {got}");
+                }
+            }
         }
     }
 }

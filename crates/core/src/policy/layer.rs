@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::integrity::{Integrity, Pin, Taint, Vermagic};
+use modgate_integrity::{Sha256Pin, Taint};
+
+use super::integrity::{Integrity, Vermagic};
 use super::{Mode, Policy, PolicyError, Unload, DEFAULT_POLICY, DEFAULT_SOURCE};
 use crate::name::underscores;
 
@@ -48,7 +50,7 @@ struct PolicyFile {
     trusted_certs: Option<Vec<String>>,
     pins: Option<BTreeMap<String, String>>,
     vermagic: Option<Vermagic>,
-    deny_taint: Option<Vec<Taint>>,
+    deny_taint: Option<Taint>,
 }
 
 /// Every key, in the order `policy show` prints them.
@@ -101,7 +103,7 @@ pub(super) fn default_policy() -> Result<Policy, PolicyError> {
             trusted_certs: Vec::new(),
             pins: BTreeMap::new(),
             vermagic: f.vermagic.ok_or_else(|| missing("vermagic"))?,
-            deny_taint: Vec::new(),
+            deny_taint: Taint::default(),
         },
         source: DEFAULT_SOURCE.to_string(),
         origins: KEYS.iter().map(|k| (*k, Origin::Default)).collect(),
@@ -150,7 +152,9 @@ fn overlay(p: &mut Policy, source: &str, f: PolicyFile, from: &Origin) -> Result
         Some(pins) => {
             let mut out = BTreeMap::new();
             for (module, pin) in pins {
-                let pin = Pin::parse(&pin).map_err(|m| error(format!("[pins] {module}: {m}")))?;
+                let pin: Sha256Pin = pin
+                    .parse()
+                    .map_err(|m| error(format!("[pins] {module}: {m}")))?;
                 out.insert(underscores(&module), pin);
             }
             set("pins");
@@ -158,11 +162,7 @@ fn overlay(p: &mut Policy, source: &str, f: PolicyFile, from: &Origin) -> Result
         }
         None => None,
     };
-    let deny_taint = f.deny_taint.map(|mut v| {
-        v.sort();
-        v.dedup();
-        v
-    });
+    let deny_taint = f.deny_taint;
     let globs = |v: Vec<String>| v.iter().map(|g| underscores(g)).collect::<Vec<_>>();
     for (key, given) in [
         ("mode", f.mode.is_some()),
@@ -188,7 +188,7 @@ fn overlay(p: &mut Policy, source: &str, f: PolicyFile, from: &Origin) -> Result
         .unwrap_or(std::mem::take(&mut i.trusted_certs));
     i.pins = pins.unwrap_or(std::mem::take(&mut i.pins));
     i.vermagic = f.vermagic.unwrap_or(i.vermagic);
-    i.deny_taint = deny_taint.unwrap_or(std::mem::take(&mut i.deny_taint));
+    i.deny_taint = deny_taint.unwrap_or(i.deny_taint);
     if i.require_signature && i.trusted_certs.is_empty() {
         return Err(error(
             "require_signature = true needs at least one trusted_certs entry".into(),
@@ -265,13 +265,11 @@ impl Policy {
                 "modules built for another kernel are no longer refused".into(),
             );
         }
-        let untainted: Vec<&str> = d
+        let untainted = d
             .integrity
             .deny_taint
-            .iter()
-            .filter(|t| !self.integrity.deny_taint.contains(t))
-            .map(|t| t.as_str())
-            .collect();
+            .difference(&self.integrity.deny_taint)
+            .names();
         if !untainted.is_empty() {
             push(
                 "deny_taint",
@@ -342,8 +340,8 @@ mod tests {
         let i = &p.integrity;
         assert!(i.require_signature && i.checks_files());
         assert_eq!(i.vermagic, Vermagic::Match);
-        assert_eq!(i.deny_taint, [Taint::OutOfTree, Taint::Unsigned]);
-        assert_eq!(i.pins["ip_vs"].hex(), hex);
+        assert_eq!(i.deny_taint.names(), ["out-of-tree", "unsigned"]);
+        assert_eq!(i.pins["ip_vs"].to_string(), format!("sha256:{hex}"));
         assert!(!Policy::builtin_default().integrity.checks_files());
 
         let e = Policy::parse("p", "[pins]\nip_vs = \"md5:00\"\n").unwrap_err();

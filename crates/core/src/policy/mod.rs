@@ -11,8 +11,9 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-pub use integrity::{Integrity, Pin, Taint, Vermagic};
+pub use integrity::{Integrity, Vermagic};
 pub use layer::{Origin, Widening, KEYS};
+pub use modgate_integrity::{Sha256Pin, Taint};
 
 use crate::fnmatch::fnmatch;
 use crate::plan::{Action, Plan, Reason};
