@@ -18,7 +18,7 @@ use modgate_core::request::RequestError;
 use modgate_core::Request;
 
 use crate::kernel::ModuleSyscalls;
-use crate::lifecycle::has_record;
+use crate::lifecycle::{has_record, Identity};
 use crate::pipeline::{self, AdmitError, Holder, Host, Outcome};
 use crate::root::Root;
 pub use bundle::{read_config, read_state, BundleError, MAX_STATE_BYTES};
@@ -171,7 +171,13 @@ impl Job {
             ..Default::default()
         };
         let result = match self.stage {
-            HookStage::Poststop => pipeline::release(host, syscalls, id, &mut outcome),
+            HookStage::Poststop => {
+                let who = Identity {
+                    id,
+                    bundle: self.state.bundle().unwrap_or_default(),
+                };
+                pipeline::release(host, syscalls, who, &mut outcome)
+            }
             _ => {
                 let names: Vec<&str> = self.request.names().iter().map(|n| n.as_str()).collect();
                 let mut annotations: BTreeMap<String, String> = self.config.annotations.clone();
@@ -180,6 +186,7 @@ impl Job {
                 }
                 let holder = Holder {
                     id,
+                    bundle: self.state.bundle().unwrap_or_default(),
                     stage: &self.stage_name,
                 };
                 pipeline::admit_and_load(

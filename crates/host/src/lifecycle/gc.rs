@@ -124,7 +124,7 @@ impl Session<'_> {
                 }
                 Verdict::Drop => {
                     if !dry_run {
-                        self.store.remove(&r.id)?;
+                        self.drop_record(&r)?;
                         tracing::info!(container = %r.id, "gc: container gone, record dropped");
                     }
                     report.dropped.push(r.id.clone());
@@ -132,7 +132,7 @@ impl Session<'_> {
             }
         }
         self.records = keep;
-        let candidates = unheld(self.store.ledger(), &self.records);
+        let candidates = unheld(&self.ledger, &self.records);
         match policy {
             Unload::OnLastRelease => {
                 report.unloaded = self.unload(syscalls, &candidates, dry_run)?
@@ -193,15 +193,16 @@ mod tests {
         let t = TempRoot::new();
         let k = FakeKernel::new(&t.root);
         let plan = t.plan_inserting(&["dummy"], &[]);
-        t.with_session(|s| {
-            s.begin_load("gone", "prestart", &[], &plan).expect("begin");
+        {
+            let mut c = t.claim("gone", &["dummy"]);
+            c.begin_load("prestart", &[], &plan).expect("begin");
             k.set_live(&["dummy"]);
             let report = crate::loader::LoadReport {
                 inserted: vec!["dummy".into()],
                 ..Default::default()
             };
-            s.finish_load("gone", &report).expect("finish");
-        });
+            c.finish_load(&report).expect("finish");
+        }
         let none = Alive::Listed(BTreeSet::new());
         let r = t.with_session(|s| s.gc(&k, &none, Unload::Never, 0, false).expect("gc"));
         assert_eq!(r.dropped, ["gone"]);

@@ -92,7 +92,7 @@ fn strings(names: &[modgate_core::ModuleName]) -> Vec<String> {
 
 impl Session<'_> {
     pub fn status(&self) -> StatusReport {
-        StatusReport::build(self.store.ledger(), &self.records, &self.kernel())
+        StatusReport::build(&self.ledger, &self.records, &self.kernel())
     }
 }
 
