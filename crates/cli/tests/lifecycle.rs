@@ -32,26 +32,16 @@ fn status(e: &TestEnv) -> serde_json::Value {
 
 /// Marks modules as modgate's, as if a hook had inserted them.
 fn own(e: &TestEnv, modules: &[&str]) {
-    let entries: Vec<String> = modules
-        .iter()
-        .enumerate()
-        .map(|(i, m)| {
-            format!(
-                r#""{m}":{{"loaded_at":1700000000000,"by":"c0","seq":{}}}"#,
-                i + 1
-            )
-        })
-        .collect();
-    std::fs::create_dir_all(e.store()).expect("mkdir");
-    std::fs::write(
-        e.store().join("modules.json"),
-        format!(
-            r#"{{"next_seq":{},"modules":{{{}}}}}"#,
-            modules.len(),
-            entries.join(",")
-        ),
-    )
-    .expect("ledger");
+    for (i, m) in modules.iter().enumerate() {
+        let d = e.store().join("modules").join(m);
+        std::fs::create_dir_all(&d).expect("mkdir");
+        std::fs::write(
+            d.join("owned.json"),
+            format!(r#"{{"loaded_at":1700000000000,"by":"c0","seq":{}}}"#, i + 1),
+        )
+        .expect("ledger entry");
+    }
+    std::fs::write(e.store().join("seq"), format!("{}\n", modules.len())).expect("seq");
 }
 
 fn text(b: &[u8]) -> String {
@@ -156,23 +146,27 @@ fn ownership_survives_the_container_that_inserted_it() {
 fn a_corrupt_record_is_logged_and_moved_aside() {
     let e = env("never");
     std::fs::create_dir_all(e.store().join("containers")).expect("mkdir");
-    std::fs::write(e.store().join("containers/bad.json"), "{\"id\":").expect("write");
+    // The container's own record, damaged.
+    let bad = format!("containers/{}.json", modgate_core::record::record_key("c1"));
+    std::fs::write(e.store().join(&bad), "{\"id\":").expect("write");
     e.request("c1", "dummy");
     hook_ok(&e, "prestart", "c1");
     let log = e.log();
-    assert!(log.contains("bad.json is damaged"), "{log}");
+    assert!(log.contains(".json is damaged"), "{log}");
     let aside = std::fs::read_dir(e.store().join("corrupt"))
         .expect("corrupt/")
         .count();
     assert_eq!(aside, 1);
 
     // status says so on stderr and carries on.
-    std::fs::write(e.store().join("containers/worse.json"), "\0").expect("write");
+    let worse = format!("containers/{}.json", modgate_core::record::record_key("c9"));
+    std::fs::write(e.store().join(&worse), "\0").expect("write");
     let o = e.modgate(&["status", "--json"], "");
     assert!(o.status.success());
     let err = text(&o.stderr);
     assert!(
-        err.starts_with("modgate: warning: state store: ") && err.contains("worse.json is damaged"),
+        err.starts_with("modgate: warning: state store: ")
+            && err.contains(&format!("{worse} is damaged")),
         "{err}"
     );
     assert_eq!(status(&e)["containers"][0]["id"], "c1");
@@ -277,4 +271,41 @@ fn unload_refuses_what_modgate_must_not_remove() {
     );
     let o = e.modgate(&["unload", "../x"], "");
     assert!(text(&o.stderr).contains("invalid module name \"../x\""));
+}
+
+#[test]
+fn ids_past_the_limit_are_refused_and_long_ones_work_end_to_end() {
+    let e = env("never");
+    let b = e.request("long", "dummy");
+    let state = |id: &str| {
+        format!(
+            r#"{{"ociVersion":"1.0.2","id":"{id}","status":"creating","bundle":"{}"}}"#,
+            b.display()
+        )
+    };
+    let too_long = "x".repeat(1025);
+    let o = e.hook(&["prestart"], &state(&too_long));
+    assert!(!o.status.success());
+    let err = text(&o.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("container id is 1025 bytes long, more than 1024"),
+        "{err}"
+    );
+    // Two ids of the limit's length that differ only at the end: two records.
+    let a = format!("{}a", "y".repeat(1023));
+    let z = format!("{}z", "y".repeat(1023));
+    for id in [&a, &z] {
+        let o = e.hook(&["prestart"], &state(id));
+        assert!(o.status.success(), "{}", text(&o.stderr));
+    }
+    let o = e.modgate(&["status"], "");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let s = status(&e);
+    assert_eq!(s["containers"].as_array().expect("list").len(), 2);
+    let o = e.hook(&["poststop"], &state(&a));
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let s = status(&e);
+    assert_eq!(s["containers"][0]["id"], z.as_str());
+    assert_eq!(s["containers"].as_array().expect("list").len(), 1);
 }

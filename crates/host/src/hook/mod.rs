@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 
 use modgate_core::oci::{ConfigView, OciError, State};
+use modgate_core::record::MAX_ID_BYTES;
 use modgate_core::request::RequestError;
 use modgate_core::Request;
 
@@ -60,6 +61,8 @@ pub enum HookError {
     StdinTooLarge,
     #[error(transparent)]
     Oci(#[from] OciError),
+    #[error("container id is {0} bytes long, more than {MAX_ID_BYTES}: modgate does not record such ids")]
+    IdTooLong(usize),
     #[error(transparent)]
     Container(#[from] ContainerError),
 }
@@ -136,6 +139,11 @@ pub fn prepare(
         )?;
         if request.is_empty() {
             return Ok(None);
+        }
+        // Only a container that asks for something is refused: one that does not is
+        // none of modgate's business.
+        if state.id.len() > MAX_ID_BYTES {
+            return Err(HookError::IdTooLong(state.id.len()));
         }
         (config, request)
     };
