@@ -260,7 +260,9 @@ mod tests {
         for id in ids {
             let k = record_key(id);
             assert_eq!(k.len(), 64, "{id:?}");
-            assert!(k.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+            assert!(k
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
         }
         // Long ids that share a long prefix still get different keys.
         let a = format!("{}a", "x".repeat(5000));
@@ -273,13 +275,19 @@ mod tests {
         let long = "x".repeat(MAX_ID_BYTES + 1);
         let r = ContainerRecord::new(&long, RecordStage::Holding);
         let e = r.render().unwrap_err();
-        assert!(matches!(e, DocError::IdTooLong { len } if len == MAX_ID_BYTES + 1), "{e}");
+        assert!(
+            matches!(e, DocError::IdTooLong { len } if len == MAX_ID_BYTES + 1),
+            "{e}"
+        );
         let text = format!(r#"{{"id":"{long}","stage":"holding"}}"#);
         let e = ContainerRecord::parse(text.as_bytes(), &record_key(&long)).unwrap_err();
         assert!(crate::error_line(&e).contains("more than 1024"), "{e}");
         let ok = ContainerRecord::new(&"x".repeat(MAX_ID_BYTES), RecordStage::Holding);
         let bytes = ok.render().expect("at the limit");
-        assert_eq!(ContainerRecord::parse(&bytes, &record_key(&ok.id)).unwrap(), ok);
+        assert_eq!(
+            ContainerRecord::parse(&bytes, &record_key(&ok.id)).unwrap(),
+            ok
+        );
         // A record too large to read back is refused when written.
         let mut big = ContainerRecord::new("c", RecordStage::Holding);
         big.bundle = "b".repeat(MAX_DOC_BYTES as usize);
@@ -294,7 +302,10 @@ mod tests {
         r.holds = vec![mn("libcrc32c"), mn("ip_vs")];
         r.bundle = "/srv/bundles/ctr1".into();
         let bytes = r.render().unwrap();
-        assert_eq!(ContainerRecord::parse(&bytes, &record_key("ctr1")).unwrap(), r);
+        assert_eq!(
+            ContainerRecord::parse(&bytes, &record_key("ctr1")).unwrap(),
+            r
+        );
         assert!(r.is("ctr1", "/srv/bundles/ctr1") && !r.is("ctr1", "/other"));
         assert_eq!(r.last_time(), 1_700_000_000_000);
 

@@ -333,8 +333,11 @@ fn a_hook_that_died_mid_load_is_recovered_by_the_next() {
         .map(|m| modgate_core::ModuleName::parse(m).expect("name"))
         .collect();
     let key = record_key("dead");
-    std::fs::write(dir.join(format!("{key}.json")), dead.render().expect("render"))
-        .expect("write");
+    std::fs::write(
+        dir.join(format!("{key}.json")),
+        dead.render().expect("render"),
+    )
+    .expect("write");
     for m in SEED {
         let d = e.root().join("run/modgate/modules").join(m).join("pending");
         std::fs::create_dir_all(&d).expect("mkdir");
@@ -391,7 +394,11 @@ fn a_corrupt_record_is_moved_aside_and_the_hook_continues() {
         v
     };
     assert_eq!(aside().len(), 1);
-    assert!(aside()[0].starts_with(&format!("{a}.json.")), "{:?}", aside());
+    assert!(
+        aside()[0].starts_with(&format!("{a}.json.")),
+        "{:?}",
+        aside()
+    );
     assert_eq!(e.record_ids(), ["a"]);
     assert_eq!(aside().len(), 2);
     // A ledger entry too: without it modgate does not own the module, so removes nothing.
@@ -632,8 +639,8 @@ fn a_poststop_from_another_bundle_releases_nothing() {
     assert!(k.deleted().is_empty(), "{:?}", k.calls());
     assert_eq!(e.record_ids(), ["c1"]);
     // A prestart of the same id from that bundle is refused while c1 runs.
-    let config = ConfigView::parse(br#"{"process":{"env":["KERNEL_MODULES=dummy"]}}"#)
-        .expect("config");
+    let config =
+        ConfigView::parse(br#"{"process":{"env":["KERNEL_MODULES=dummy"]}}"#).expect("config");
     let request = config.request().expect("request");
     let names: Vec<&str> = request.names().iter().map(|n| n.as_str()).collect();
     let holder = Holder {
@@ -651,7 +658,10 @@ fn a_poststop_from_another_bundle_releases_nothing() {
     )
     .expect_err("refused");
     let line = modgate_core::error_line(&err);
-    assert!(line.contains("is already recorded for bundle /bundles/c1"), "{line}");
+    assert!(
+        line.contains("is already recorded for bundle /bundles/c1"),
+        "{line}"
+    );
     // Its own poststop still releases it.
     e.poststop(&k, "c1");
     assert_eq!(k.deleted(), ["dummy"]);

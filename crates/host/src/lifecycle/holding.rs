@@ -175,7 +175,8 @@ impl Claim {
         }
         self.store.put_record(&r)?;
         for m in &pending {
-            self.store.remove_from(List::Pending, m.as_str(), &mine.key)?;
+            self.store
+                .remove_from(List::Pending, m.as_str(), &mine.key)?;
         }
         mine.record = Some(r);
         Ok(())
@@ -196,10 +197,12 @@ impl Claim {
         if let Some(r) = mine.record.take() {
             self.store.remove_record(&r.id)?;
             for m in &r.holds {
-                self.store.remove_from(List::Holders, m.as_str(), &mine.key)?;
+                self.store
+                    .remove_from(List::Holders, m.as_str(), &mine.key)?;
             }
             for m in &r.pending {
-                self.store.remove_from(List::Pending, m.as_str(), &mine.key)?;
+                self.store
+                    .remove_from(List::Pending, m.as_str(), &mine.key)?;
             }
         }
         mine.gone = true;
@@ -302,10 +305,7 @@ impl Claim {
         if !self.store.keys(List::Pending, m, true)?.is_empty() {
             return Ok(None);
         }
-        loop {
-            let Some(key) = self.store.keys(List::Holders, m, true)?.pop() else {
-                break;
-            };
+        while let Some(key) = self.store.keys(List::Holders, m, true)?.pop() {
             let holds = self
                 .store
                 .record(&key)?

@@ -335,7 +335,10 @@ impl Store {
     pub fn current_seq(&mut self) -> Result<u64, StateError> {
         let path = self.dir.join("seq");
         Ok(match self.read(&path)? {
-            Some(b) => String::from_utf8_lossy(&b).trim().parse::<u64>().unwrap_or(0),
+            Some(b) => String::from_utf8_lossy(&b)
+                .trim()
+                .parse::<u64>()
+                .unwrap_or(0),
             None => 0,
         })
     }

@@ -30,8 +30,15 @@ impl TempRoot {
     /// A hook's claim for container `id` (bundle `/bundles/ID`) and `modules`.
     pub fn claim(&self, id: &str, modules: &[&str]) -> Claim {
         let bundle = format!("/bundles/{id}");
-        Claim::acquire(&self.root, Some(Identity { id, bundle: &bundle }), modules)
-            .expect("claim")
+        Claim::acquire(
+            &self.root,
+            Some(Identity {
+                id,
+                bundle: &bundle,
+            }),
+            modules,
+        )
+        .expect("claim")
     }
 
     /// A plan that inserts `insert` and finds `loaded` live.
