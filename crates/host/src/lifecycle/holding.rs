@@ -126,7 +126,7 @@ impl Claim {
                 .map(|s| &s.module),
         );
         if r.runtime_state.is_none() {
-            r.runtime_state = runtime_state_of(&root, &mine.id);
+            r.runtime_state = runtime_state_of(&root, &mine.id, &mine.bundle);
         }
         // Nothing to insert: nothing a crash could leave behind, so the record is
         // written once, when the load is done.
