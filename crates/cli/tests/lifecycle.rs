@@ -309,3 +309,95 @@ fn ids_past_the_limit_are_refused_and_long_ones_work_end_to_end() {
     assert_eq!(s["containers"][0]["id"], z.as_str());
     assert_eq!(s["containers"].as_array().expect("list").len(), 1);
 }
+
+/// `status --format prometheus`, parsed: family → (type, samples "name{labels}" → value).
+fn prometheus(e: &TestEnv) -> std::collections::BTreeMap<String, (String, Vec<(String, u64)>)> {
+    let o = e.modgate(&["status", "--format", "prometheus"], "");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let mut out = std::collections::BTreeMap::new();
+    let mut help = std::collections::BTreeSet::new();
+    for line in text(&o.stdout).lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let (name, doc) = rest.split_once(' ').expect("help text");
+            assert!(!doc.is_empty());
+            help.insert(name.to_string());
+        } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').expect("type");
+            assert!(help.contains(name), "HELP before TYPE: {name}");
+            assert!(["counter", "gauge"].contains(&kind), "{line}");
+            out.insert(name.to_string(), (kind.to_string(), Vec::new()));
+        } else {
+            let (sample, value) = line.rsplit_once(' ').expect("sample value");
+            let name = sample.split('{').next().expect("name");
+            assert!(
+                name.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'_' || b.is_ascii_digit()),
+                "{line}"
+            );
+            if sample.contains('{') {
+                assert!(sample.ends_with("\"}") && sample.contains("=\""), "{line}");
+            }
+            let fam = out.get_mut(name).expect("sample after its TYPE");
+            if fam.0 == "counter" {
+                assert!(name.ends_with("_total"), "{line}");
+            }
+            fam.1
+                .push((sample.to_string(), value.parse().expect("integer value")));
+        }
+    }
+    out
+}
+
+fn sample(m: &std::collections::BTreeMap<String, (String, Vec<(String, u64)>)>, s: &str) -> u64 {
+    let name = s.split('{').next().expect("name");
+    m[name]
+        .1
+        .iter()
+        .find(|(k, _)| k == s)
+        .unwrap_or_else(|| panic!("no sample {s}"))
+        .1
+}
+
+#[test]
+fn status_in_the_prometheus_format_and_its_counters_move() {
+    let e = env("never");
+    let m = prometheus(&e);
+    assert_eq!(sample(&m, "modgate_requests_allowed_total"), 0);
+    assert_eq!(sample(&m, "modgate_container_records"), 0);
+    assert_eq!(m["modgate_modules_held"].0, "gauge");
+    e.request("c1", SEED_REQUEST);
+    e.request("c2", "dummy");
+    hook_ok(&e, "prestart", "c1");
+    hook_ok(&e, "prestart", "c2");
+    e.policy("mode = \"permissive\"\ndeny = [\"ip_vs\"]\n");
+    e.request("c3", "ip_vs");
+    let o = e.hook_logged("prestart", "c3");
+    assert!(!o.status.success());
+    assert!(text(&o.stderr).contains("denied"), "{}", text(&o.stderr));
+    let m = prometheus(&e);
+    assert_eq!(sample(&m, "modgate_requests_allowed_total"), 2);
+    assert_eq!(
+        sample(&m, "modgate_requests_refused_total{reason=\"policy\"}"),
+        1
+    );
+    assert_eq!(
+        sample(&m, "modgate_requests_refused_total{reason=\"load\"}"),
+        0
+    );
+    assert_eq!(sample(&m, "modgate_container_records"), 2);
+    assert_eq!(sample(&m, "modgate_modules_held"), 6);
+    assert_eq!(
+        sample(&m, "modgate_modules_inserted_total"),
+        0,
+        "all were live"
+    );
+    for f in [
+        "modgate_modules_owned",
+        "modgate_modules_unloaded_total",
+        "modgate_recoveries_total",
+    ] {
+        assert!(m.contains_key(f), "{f}");
+    }
+    hook_ok(&e, "poststop", "c1");
+    assert_eq!(sample(&prometheus(&e), "modgate_container_records"), 1);
+}

@@ -1,5 +1,6 @@
-//! `modgate status [--json]`: the modules modgate knows of (owned or held), whether they
-//! are live, who holds them, and every container record.
+//! `modgate status [--format table|json|prometheus]`: the modules modgate knows of (owned
+//! or held), whether they are live, who holds them, and every container record; or the
+//! store's gauges and counters for Prometheus.
 
 use std::process::ExitCode;
 
@@ -7,7 +8,7 @@ use modgate_host::lifecycle::Session;
 use modgate_host::lock::HostLock;
 use modgate_host::root::Root;
 
-use crate::cli::{Global, StatusArgs};
+use crate::cli::{Global, StatusArgs, StatusFormat};
 use crate::Error;
 
 pub fn run(g: &Global, args: &StatusArgs) -> Result<ExitCode, Error> {
@@ -18,11 +19,15 @@ pub fn run(g: &Global, args: &StatusArgs) -> Result<ExitCode, Error> {
     for w in &session.warnings {
         eprintln!("modgate: warning: {w}");
     }
-    let status = session.status();
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&status)?);
+    let format = if args.json {
+        StatusFormat::Json
     } else {
-        print!("{}", crate::render::status_tables(&status));
+        args.format
+    };
+    match format {
+        StatusFormat::Json => println!("{}", serde_json::to_string_pretty(&session.status())?),
+        StatusFormat::Table => print!("{}", crate::render::status_tables(&session.status())),
+        StatusFormat::Prometheus => print!("{}", session.prometheus()),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -19,6 +19,7 @@ use modgate_core::request::RequestError;
 use modgate_core::Request;
 
 use crate::kernel::ModuleSyscalls;
+use crate::lifecycle::metrics::{self, Counter};
 use crate::lifecycle::{has_record, Identity};
 use crate::pipeline::{self, AdmitError, Holder, Host, Outcome};
 use crate::root::Root;
@@ -208,7 +209,24 @@ impl Job {
             }
         };
         log(&outcome);
+        if self.stage != HookStage::Poststop {
+            let counter = match &result {
+                Ok(()) => Counter::Allowed,
+                Err(e) => Counter::Refused(refusal(e)),
+            };
+            metrics::bump(&host.root.path("run/modgate"), counter, 1);
+        }
         in_container(id, result)
+    }
+}
+
+/// A refusal's reason, as the counters name it.
+fn refusal(e: &AdmitError) -> &'static str {
+    match e {
+        AdmitError::Denied(_) => "policy",
+        AdmitError::Load(_) => "load",
+        AdmitError::State(_) => "state",
+        _ => "other",
     }
 }
 

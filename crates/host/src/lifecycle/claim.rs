@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use modgate_core::record::{check_id, record_key, ContainerRecord, RecordStage};
 use modgate_core::ModuleName;
 
+use super::metrics::{self, Counter};
 use super::store::{now_ms, List, StateError, Store};
 use crate::kernel::{Kernel, KernelView, ModState, Sysfs};
 use crate::lock::{FileLock, HostLock};
@@ -156,6 +157,7 @@ impl Claim {
                         let name = r.pending.remove(i);
                         self.adopt(&name, &r.id)?;
                         self.store.put_record(&r)?;
+                        metrics::bump(self.store.dir(), Counter::Recovered, 1);
                         let msg = format!(
                             "container {}: its hook died while loading; module {m} recorded as modgate's, held by nobody",
                             r.id
@@ -212,6 +214,7 @@ impl Claim {
             self.store.remove_from(List::Holders, m.as_str(), &key)?;
         }
         self.store.remove_record(&r.id)?;
+        metrics::bump(self.store.dir(), Counter::Recovered, 1);
         let msg = format!(
             "container {}: its hook died while loading; recorded as modgate's, held by nobody: {}",
             r.id,

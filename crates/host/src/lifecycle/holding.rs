@@ -12,6 +12,7 @@ use modgate_core::ModuleName;
 
 use super::claim::Claim;
 use super::gc::runtime_state_of;
+use super::metrics::{self, Counter};
 use super::recovery::reconcile_one;
 use super::store::{now_ms, List, StateError};
 use super::unload::{candidate, unload, Candidate};
@@ -144,6 +145,8 @@ impl Claim {
     /// its whole closure.
     pub fn finish_load(&mut self, report: &LoadReport) -> Result<(), StateError> {
         let now = now_ms();
+        let n = report.inserted.len() as u64;
+        metrics::bump(self.store.dir(), Counter::Inserted, n);
         let Some(by) = self.mine.as_ref().map(|m| m.id.clone()) else {
             return Ok(());
         };
@@ -280,6 +283,7 @@ impl Claim {
             for m in u.removed.iter().chain(&u.gone) {
                 self.store.remove_owned(m)?;
             }
+            metrics::bump(self.store.dir(), Counter::Unloaded, u.removed.len() as u64);
             out.unloaded = u.removed;
             out.left = u
                 .left

@@ -15,6 +15,7 @@
 pub mod claim;
 pub mod gc;
 pub mod holding;
+pub mod metrics;
 pub mod recovery;
 pub mod status;
 pub mod store;
@@ -102,6 +103,7 @@ impl<'l> Session<'l> {
             store.remove_record(id)?;
         }
         records.retain(|r| !dead.contains(&r.id));
+        metrics::bump(store.dir(), metrics::Counter::Recovered, dead.len() as u64);
         repair_lists(&mut store, &records, &modules, &ledger)?;
         warnings.extend(store.take_warnings());
         Ok(Session {

@@ -268,6 +268,11 @@ impl Session<'_> {
             self.ledger.modules.remove(m.as_str());
             self.store.remove_owned(m)?;
         }
+        super::metrics::bump(
+            self.store.dir(),
+            super::metrics::Counter::Unloaded,
+            u.removed.len() as u64,
+        );
         Ok(u)
     }
 }
