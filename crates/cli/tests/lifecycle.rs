@@ -310,8 +310,11 @@ fn ids_past_the_limit_are_refused_and_long_ones_work_end_to_end() {
     assert_eq!(s["containers"].as_array().expect("list").len(), 1);
 }
 
-/// `status --format prometheus`, parsed: family → (type, samples "name{labels}" → value).
-fn prometheus(e: &TestEnv) -> std::collections::BTreeMap<String, (String, Vec<(String, u64)>)> {
+/// Metric families: name → (type, samples as `name{labels}` and value).
+type Families = std::collections::BTreeMap<String, (String, Vec<(String, u64)>)>;
+
+/// `status --format prometheus`, parsed and checked against the text format.
+fn prometheus(e: &TestEnv) -> Families {
     let o = e.modgate(&["status", "--format", "prometheus"], "");
     assert!(o.status.success(), "{}", text(&o.stderr));
     let mut out = std::collections::BTreeMap::new();
@@ -348,7 +351,7 @@ fn prometheus(e: &TestEnv) -> std::collections::BTreeMap<String, (String, Vec<(S
     out
 }
 
-fn sample(m: &std::collections::BTreeMap<String, (String, Vec<(String, u64)>)>, s: &str) -> u64 {
+fn sample(m: &Families, s: &str) -> u64 {
     let name = s.split('{').next().expect("name");
     m[name]
         .1
