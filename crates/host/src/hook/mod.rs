@@ -208,7 +208,12 @@ impl Job {
                 )
             }
         };
-        log(&outcome);
+        let reason = result
+            .as_ref()
+            .err()
+            .map(|e| modgate_core::error_line(e))
+            .unwrap_or_default();
+        log(&outcome, &reason);
         if self.stage != HookStage::Poststop {
             let counter = match &result {
                 Ok(()) => Counter::Allowed,
@@ -230,8 +235,9 @@ fn refusal(e: &AdmitError) -> &'static str {
     }
 }
 
-/// The hook's one log line (and the configuration's warnings before it).
-fn log(outcome: &Outcome) {
+/// The hook's one log line (and the configuration's warnings before it); `reason`:
+/// why a request was refused, empty when it was not.
+fn log(outcome: &Outcome, reason: &str) {
     for w in &outcome.config_warnings {
         tracing::warn!(container = %outcome.container, "modprobe configuration: {w}");
     }
@@ -251,6 +257,7 @@ fn log(outcome: &Outcome) {
         requested = %outcome.requested.join(","),
         plan = %outcome.plan.join(","),
         decision = %outcome.decision,
+        reason = %reason,
         loaded = %loaded,
         unloaded = %unloaded,
         micros = outcome.micros,
