@@ -121,15 +121,16 @@ impl Claim {
         if let Some(r) = self.mine.as_ref().and_then(|m| m.record.as_ref()) {
             want.extend(r.holds.iter().chain(&r.pending).map(|m| m.to_string()));
         }
+        let mut new = Vec::new();
         // BTreeSet: name order.
         for m in want {
             if !self.locked.contains_key(&m) {
                 let lock = self.store.module_lock(&m)?;
                 self.locked.insert(m.clone(), lock);
-                self.recover_pending(&m)?;
+                new.push(m);
             }
         }
-        Ok(())
+        self.recover_pending(&new)
     }
 
     pub(super) fn kernel(&self) -> Sysfs<'_> {
@@ -138,38 +139,70 @@ impl Claim {
 
     /// Entries in `pending/` of a locked module belong to hooks that died before they
     /// recorded their load (a live hook with that module pending would hold its lock):
-    /// what such a hook left live is recorded as modgate's, held by nobody.
-    fn recover_pending(&mut self, m: &str) -> Result<(), StateError> {
+    /// what such a hook left live in the modules this claim holds is recorded as
+    /// modgate's, held by nobody. A dead record left with nothing pending and holding
+    /// nothing goes; one that still names other modules waits for their next hook, or
+    /// for `status`/`gc`.
+    fn recover_pending(&mut self, modules: &[String]) -> Result<(), StateError> {
         let own = self.mine.as_ref().map(|c| c.key.clone());
-        for key in self.store.keys(List::Pending, m, false)? {
-            if own.as_deref() == Some(key.as_str()) {
-                // Our own container's: dealt with whole by bury_own_dead_load.
-                continue;
+        let mut dead: BTreeSet<String> = BTreeSet::new();
+        for m in modules {
+            for key in self.store.keys(List::Pending, m, false)? {
+                // Our own container's is dealt with whole by bury_own_dead_load.
+                if own.as_deref() != Some(key.as_str()) {
+                    dead.insert(key);
+                }
             }
-            // Held: a hook of that container runs (and waits for this module); its
-            // entry stays for it, or for the next one.
-            let Some(_dead) = self.store.try_container_lock(&key)? else {
+        }
+        for key in dead {
+            // Held: a hook of that container runs (and waits for one of our modules);
+            // its entries stay for it, or for the next one.
+            let Some(lock) = self.store.try_container_lock(&key)? else {
                 continue;
             };
-            match self.store.record(&key)? {
-                Some(mut r) if r.stage == RecordStage::Loading => {
-                    if let Some(i) = r.pending.iter().position(|p| p.as_str() == m) {
-                        let name = r.pending.remove(i);
-                        self.adopt(&name, &r.id)?;
-                        self.store.put_record(&r)?;
-                        metrics::bump(self.store.dir(), Counter::Recovered, 1);
-                        let msg = format!(
-                            "container {}: its hook died while loading; module {m} recorded as modgate's, held by nobody",
-                            r.id
-                        );
-                        tracing::warn!("{msg}");
-                        self.warnings.push(msg);
+            let record = self
+                .store
+                .record(&key)?
+                .filter(|r| r.stage == RecordStage::Loading);
+            let mut adopted = Vec::new();
+            let mut done = Vec::new();
+            if let Some(r) = &record {
+                for p in &r.pending {
+                    if self.locked.contains_key(p.as_str()) {
+                        if self.adopt(p, &r.id)? {
+                            adopted.push(p.to_string());
+                        }
+                        done.push(p.clone());
                     }
                 }
-                // A record that finished loading, or none: a leftover entry.
-                _ => {}
             }
-            self.store.remove_from(List::Pending, m, &key)?;
+            // Its entries in the modules we hold are dealt with (a record that finished
+            // its load, or none, leaves only leftovers).
+            for m in self.locked.keys() {
+                self.store.remove_from(List::Pending, m, &key)?;
+            }
+            let Some(mut r) = record else {
+                continue;
+            };
+            r.pending.retain(|p| !done.contains(p));
+            if r.pending.is_empty() && r.holds.is_empty() {
+                self.store.remove_record(&r.id)?;
+                lock.remove();
+            } else {
+                self.store.put_record(&r)?;
+            }
+            metrics::bump(self.store.dir(), Counter::Recovered, 1);
+            let msg = format!(
+                "container {}: its hook died while loading; recorded as modgate's, held by nobody: {}",
+                r.id,
+                if adopted.is_empty() {
+                    "none".to_string()
+                } else {
+                    adopted.join(",")
+                }
+            );
+            tracing::warn!("{msg}");
+            self.warnings.push(msg);
         }
         Ok(())
     }
