@@ -85,11 +85,22 @@ pub struct FileLock {
 }
 
 impl FileLock {
-    /// Blocks until the lock is ours.
+    /// Blocks until the lock is ours alone.
     pub fn acquire(path: &Path) -> Result<Self, LockError> {
+        Self::acquire_as(path, true)
+    }
+
+    /// Blocks until the lock is ours, shared with other shared holders; `exclusive`
+    /// says which.
+    pub fn acquire_as(path: &Path, exclusive: bool) -> Result<Self, LockError> {
         loop {
             let (path, file) = open_lock_file(path)?;
-            file.lock().map_err(|source| LockError {
+            let locked = if exclusive {
+                file.lock()
+            } else {
+                file.lock_shared()
+            };
+            locked.map_err(|source| LockError {
                 path: path.clone(),
                 source,
             })?;

@@ -127,7 +127,7 @@ pub fn admit_and_load(
         bundle: h.bundle,
     });
     let closure: Vec<&str> = plan.closure().collect();
-    let mut claim = Claim::acquire(&ctx.root, who, &closure)?;
+    let mut claim = Claim::acquire(&ctx.root, who, &closure, false)?;
     let plan = planned_under(&ctx, names, &kernel, &mut claim)?;
     if let Some(h) = &holder {
         claim.begin_load(h.stage, &outcome.requested, &plan)?;
@@ -176,7 +176,9 @@ pub fn release(
         .as_ref()
         .map(|p| p.unload)
         .unwrap_or(modgate_core::policy::Unload::Never);
-    let mut claim = Claim::acquire(&host.root, Some(who), &[])?;
+    // Removing modules needs their locks exclusive; only letting go of them, shared.
+    let exclusive = unload == modgate_core::policy::Unload::OnLastRelease;
+    let mut claim = Claim::acquire(&host.root, Some(who), &[], exclusive)?;
     let released = claim.release(syscalls, unload)?;
     outcome.decision = match &released {
         Some(_) => "released".into(),
@@ -188,9 +190,9 @@ pub fn release(
     Ok(())
 }
 
-/// The plan made again under the claim's locks, with the locks of every module it
-/// names (the closure can only differ from the first plan's if the configuration
-/// changed meanwhile).
+/// The plan made again under the claim's locks, once they cover it: every module it
+/// names, exclusive when it inserts one (shared locks let all-live requests run side
+/// by side).
 fn planned_under(
     ctx: &Context,
     names: &[&str],
@@ -199,10 +201,8 @@ fn planned_under(
 ) -> Result<modgate_core::Plan, AdmitError> {
     loop {
         let plan = ctx.plan(names, kernel)?;
-        if claim.covers(plan.closure()) {
+        if claim.cover(&plan)? {
             return Ok(plan);
         }
-        let closure: Vec<&str> = plan.closure().collect();
-        claim.relock(&closure)?;
     }
 }

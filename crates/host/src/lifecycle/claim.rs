@@ -11,6 +11,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use modgate_core::plan::{Action, Plan};
 use modgate_core::record::{check_id, record_key, ContainerRecord, RecordStage};
 use modgate_core::ModuleName;
 
@@ -46,6 +47,9 @@ pub struct Claim {
     pub(super) root: Root,
     pub(super) mine: Option<Mine>,
     locked: BTreeMap<String, FileLock>,
+    /// The module locks are held exclusive (to insert, recover or remove), not shared
+    /// (to hold or let go of live modules).
+    exclusive: bool,
     /// Damaged files moved aside, loads found dead: for the log.
     pub warnings: Vec<String>,
     _host: HostLock,
@@ -53,12 +57,14 @@ pub struct Claim {
 
 impl Claim {
     /// Takes the locks for `who` (when the request belongs to a container) and for
-    /// `modules` (with what `who`'s record already names), and repairs what dead hooks
-    /// left in those modules.
+    /// `modules` (with what `who`'s record already names), shared unless `exclusive`
+    /// (or a dead hook's leftovers need repairing), and repairs what dead hooks left in
+    /// those modules.
     pub fn acquire(
         root: &Root,
         who: Option<Identity>,
         modules: &[&str],
+        exclusive: bool,
     ) -> Result<Self, StateError> {
         if let Some(w) = &who {
             check_id(w.id).map_err(|source| StateError::Record {
@@ -84,11 +90,17 @@ impl Claim {
             }
             None => None,
         };
+        // An earlier hook of ours died mid-load: what it left is repaired exclusive.
+        let dead = mine
+            .as_ref()
+            .and_then(|m| m.record.as_ref())
+            .is_some_and(|r| r.stage == RecordStage::Loading);
         let mut claim = Claim {
             store,
             root: root.clone(),
             mine,
             locked: BTreeMap::new(),
+            exclusive: exclusive || dead,
             warnings: Vec::new(),
             _host: host,
         };
@@ -97,14 +109,26 @@ impl Claim {
         Ok(claim)
     }
 
-    /// Whether every one of `modules` is locked.
-    pub fn covers<'a>(&self, mut modules: impl Iterator<Item = &'a str>) -> bool {
-        modules.all(|m| self.locked.contains_key(m))
+    /// Whether the locks cover `plan`: every module it names, exclusive if it inserts
+    /// (or waits for) one. When they do not, takes the locks it needs and returns
+    /// `false`: the caller plans again, under them.
+    pub fn cover(&mut self, plan: &Plan) -> Result<bool, StateError> {
+        let inserts = plan
+            .steps
+            .iter()
+            .any(|s| matches!(s.action, Action::Insert { .. } | Action::Coming));
+        let closure: Vec<&str> = plan.closure().collect();
+        if closure.iter().all(|m| self.locked.contains_key(*m)) && (self.exclusive || !inserts) {
+            return Ok(true);
+        }
+        self.exclusive |= inserts;
+        self.relock(&closure)?;
+        Ok(false)
     }
 
     /// Locks `modules` too: lets go of the module locks, then takes them all again in
     /// order (taking one out of order could wait on a hook that waits on us).
-    pub fn relock(&mut self, modules: &[&str]) -> Result<(), StateError> {
+    fn relock(&mut self, modules: &[&str]) -> Result<(), StateError> {
         let mut all: Vec<String> = self.locked.keys().cloned().collect();
         all.extend(modules.iter().map(|m| m.to_string()));
         self.locked.clear();
@@ -123,12 +147,28 @@ impl Claim {
         }
         let mut new = Vec::new();
         // BTreeSet: name order.
-        for m in want {
-            if !self.locked.contains_key(&m) {
-                let lock = self.store.module_lock(&m)?;
+        for m in &want {
+            if !self.locked.contains_key(m) {
+                let lock = self.store.module_lock(m, self.exclusive)?;
                 self.locked.insert(m.clone(), lock);
-                new.push(m);
+                new.push(m.clone());
             }
+        }
+        if !self.exclusive {
+            let own = self.mine.as_ref().map(|c| c.key.as_str());
+            let mut leftovers = false;
+            for m in &new {
+                let keys = self.store.keys(List::Pending, m, false)?;
+                leftovers |= keys.iter().any(|k| Some(k.as_str()) != own);
+            }
+            if !leftovers {
+                return Ok(());
+            }
+            // A dead hook's entries: repaired under exclusive locks.
+            self.exclusive = true;
+            self.locked.clear();
+            let all: Vec<&str> = want.iter().map(String::as_str).collect();
+            return self.lock_modules(&all);
         }
         self.recover_pending(&new)
     }

@@ -478,6 +478,7 @@ mod tests {
                         bundle: "/b",
                     }),
                     &["veth"],
+                    true,
                 )
                 .expect("claim");
                 c.warnings.len()
@@ -503,7 +504,7 @@ mod tests {
             id: "c1",
             bundle: "/elsewhere/c1",
         };
-        let mut c = Claim::acquire(&t.root, Some(other), &["dummy"]).expect("claim");
+        let mut c = Claim::acquire(&t.root, Some(other), &["dummy"], true).expect("claim");
         let e = c.begin_load("prestart", &[], &plan).expect_err("refused");
         let line = modgate_core::error_line(&e);
         assert!(
@@ -511,7 +512,7 @@ mod tests {
             "{line}"
         );
         drop(c);
-        let mut c = Claim::acquire(&t.root, Some(other), &[]).expect("claim");
+        let mut c = Claim::acquire(&t.root, Some(other), &[], true).expect("claim");
         assert!(c
             .release(&k, Unload::OnLastRelease)
             .expect("release")

@@ -150,10 +150,12 @@ impl Store {
         )?)
     }
 
-    pub fn module_lock(&self, m: &str) -> Result<FileLock, StateError> {
+    /// A module's lock: exclusive to insert, recover or remove it; shared to add or
+    /// drop a holder entry of a module that is live.
+    pub fn module_lock(&self, m: &str, exclusive: bool) -> Result<FileLock, StateError> {
         let d = self.module_dir(m);
         mkdir(&d)?;
-        Ok(FileLock::acquire(&d.join("lock"))?)
+        Ok(FileLock::acquire_as(&d.join("lock"), exclusive)?)
     }
 
     /// The record stored under `key`, checked to be the one for that key.

@@ -37,6 +37,7 @@ impl TempRoot {
                 bundle: &bundle,
             }),
             modules,
+            true,
         )
         .expect("claim")
     }
