@@ -180,3 +180,50 @@ fn repair_lists(
     store.remove_container_locks_except(&keys)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::testing::TempRoot;
+    use super::*;
+    use crate::kernel::fake::FakeKernel;
+
+    #[test]
+    fn a_session_rebuilds_the_holder_lists_from_the_records() {
+        let t = TempRoot::new();
+        let k = FakeKernel::new(&t.root);
+        k.set_live(&["dummy", "veth"]);
+        let plan = t.plan_inserting(&[], &["dummy"]);
+        let mut c = t.claim("a", &["dummy"]);
+        c.begin_load("prestart", &[], &plan).expect("begin");
+        let report = crate::loader::LoadReport {
+            present: vec!["dummy".into()],
+            ..Default::default()
+        };
+        c.finish_load(&report).expect("finish");
+        drop(c);
+        let store = Store::open(&t.root).expect("store");
+        // A release killed half way: an entry whose record is gone; and a lost entry.
+        store
+            .add_to(List::Holders, "veth", &record_key("gone"))
+            .expect("add");
+        store
+            .remove_from(List::Holders, "dummy", &record_key("a"))
+            .expect("rm");
+        std::fs::write(t.root.path("run/modgate/containers/0.lock"), "").expect("lock");
+        t.with_session(|s| assert_eq!(s.records.len(), 1));
+        assert_eq!(
+            store.keys(List::Holders, "dummy", false).expect("keys"),
+            [record_key("a")]
+        );
+        assert!(
+            !t.root.path("run/modgate/modules/veth").exists(),
+            "not owned, held by nobody: forgotten"
+        );
+        assert!(!t.root.path("run/modgate/containers/0.lock").exists());
+        let lock = record_key("a");
+        assert!(t
+            .root
+            .path(&format!("run/modgate/containers/{lock}.json"))
+            .exists());
+    }
+}
