@@ -327,6 +327,15 @@ mod tests {
         }
         let none = Alive::Listed(BTreeSet::new());
         let r = t.with_session(|s| s.gc(&k, &none, Unload::Never, 0, false).expect("gc"));
+        let left: Vec<_> = std::fs::read_dir(t.root.path("run/modgate/containers"))
+            .expect("containers/")
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert!(
+            left.is_empty(),
+            "nothing of the dropped container: {left:?}"
+        );
         assert_eq!(r.dropped, ["gone"]);
         assert_eq!(r.kept, ["dummy"]);
         assert!(k.deleted().is_empty());

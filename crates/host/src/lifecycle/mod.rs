@@ -139,7 +139,7 @@ impl<'l> Session<'l> {
         for m in &r.pending {
             self.store.remove_from(List::Pending, m.as_str(), &key)?;
         }
-        Ok(())
+        self.store.remove_container_lock(&key)
     }
 }
 

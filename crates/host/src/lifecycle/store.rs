@@ -306,6 +306,12 @@ impl Store {
         }
     }
 
+    /// Removes a container's lock file: only under the exclusive host lock, when no
+    /// hook holds it.
+    pub fn remove_container_lock(&self, key: &str) -> Result<(), StateError> {
+        remove(&self.dir.join(CONTAINERS).join(format!("{key}.lock")))
+    }
+
     /// Removes the lock files of containers without a record: only under the exclusive
     /// host lock, when no hook holds one.
     pub fn remove_container_locks_except(
