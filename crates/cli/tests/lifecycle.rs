@@ -401,6 +401,18 @@ fn status_in_the_prometheus_format_and_its_counters_move() {
     ] {
         assert!(m.contains_key(f), "{f}");
     }
+    // Refused before any decision: a request that is not one.
+    e.request("c4", "../x");
+    assert!(!e.hook_logged("prestart", "c4").status.success());
+    let m = prometheus(&e);
+    assert_eq!(
+        sample(&m, "modgate_requests_refused_total{reason=\"request\"}"),
+        1
+    );
+    assert_eq!(
+        sample(&m, "modgate_requests_refused_total{reason=\"policy\"}"),
+        1
+    );
     hook_ok(&e, "poststop", "c1");
     assert_eq!(sample(&prometheus(&e), "modgate_container_records"), 1);
 }

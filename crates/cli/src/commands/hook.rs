@@ -17,8 +17,13 @@ pub fn run(g: &Global, args: &HookArgs) -> Result<ExitCode, Error> {
         .or(args.stage.as_deref())
         .unwrap_or("");
     let root = Root::new(&g.root);
-    let Some(job) = hook::prepare(stage, &root, args.timeout, std::io::stdin().lock())? else {
-        return Ok(ExitCode::SUCCESS);
+    let job = match hook::prepare(stage, &root, args.timeout, std::io::stdin().lock()) {
+        Ok(Some(job)) => job,
+        Ok(None) => return Ok(ExitCode::SUCCESS),
+        Err(e) => {
+            hook::count_refusal(&root, &e);
+            return Err(e.into());
+        }
     };
     if let Some(w) = crate::logging::init(args.log.as_ref()) {
         eprintln!("modgate: warning: {w}");

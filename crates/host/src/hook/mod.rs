@@ -225,6 +225,25 @@ impl Job {
     }
 }
 
+/// Counts a container refused before its request could be decided: a bundle that
+/// cannot be read, a request that is not one, an id too long. Other failures of
+/// `prepare` (no state on stdin, a wrong stage) are not a container's refusal.
+pub fn count_refusal(root: &Root, e: &HookError) {
+    let why = match e {
+        HookError::Container(ContainerError {
+            kind: ContainerFailure::Bundle(_),
+            ..
+        }) => "bundle",
+        HookError::Container(ContainerError {
+            kind: ContainerFailure::Request(_),
+            ..
+        })
+        | HookError::IdTooLong(_) => "request",
+        _ => return,
+    };
+    metrics::bump(&root.path("run/modgate"), Counter::Refused(why), 1);
+}
+
 /// A refusal's reason, as the counters name it.
 fn refusal(e: &AdmitError) -> &'static str {
     match e {

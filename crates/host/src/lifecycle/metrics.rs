@@ -20,7 +20,7 @@ pub enum Counter {
     /// A container's request was allowed and loaded.
     Allowed,
     /// A container's request was refused, and why (`policy`, `load`, `state`,
-    /// `other`).
+    /// `request`, `bundle`, `other`).
     Refused(&'static str),
     /// A module modgate inserted.
     Inserted,
@@ -103,7 +103,7 @@ pub fn read(state_dir: &Path) -> BTreeMap<String, u64> {
 
 /// The refusal reasons always shown (at 0 until one happens), so a rate works from the
 /// first scrape.
-const REASONS: &[&str] = &["policy", "load", "state", "other"];
+const REASONS: &[&str] = &["policy", "load", "state", "request", "bundle", "other"];
 
 /// The Prometheus text format (version 0.0.4).
 pub fn prometheus(status: &StatusReport, counters: &BTreeMap<String, u64>) -> String {
