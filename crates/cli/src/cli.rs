@@ -180,9 +180,20 @@ pub struct PlanArgs {
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// Print JSON
+    /// Print JSON (the same as --format json)
     #[arg(long)]
     pub json: bool,
+    /// How to print: tables, JSON, or the Prometheus text format (for a node
+    /// exporter's textfile collector)
+    #[arg(long, value_enum, default_value_t = StatusFormat::Table)]
+    pub format: StatusFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StatusFormat {
+    Table,
+    Json,
+    Prometheus,
 }
 
 #[derive(Debug, Args)]

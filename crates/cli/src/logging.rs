@@ -1,12 +1,18 @@
-//! Where logs go: syslog (journald listens there too) when `/dev/log` exists, and a file
-//! when asked. Each event is one line; stdout stays for command output.
+//! Where logs go: journald in its native protocol, with structured fields, when its
+//! socket exists ([`crate::journal`]); otherwise syslog when `/dev/log` exists; and a
+//! file when asked. Each event is one line; stdout stays for command output. Set up
+//! only once a hook has something to do: never on the no-request fast path.
 
 use std::io::Write;
 use std::os::unix::net::UnixDatagram;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+use crate::journal::{self, JournalLayer};
 
 struct Sinks {
     syslog: Option<UnixDatagram>,
@@ -64,9 +70,14 @@ impl<'a> MakeWriter<'a> for LogWriter {
 /// Sets up logging; `file` is `--log FILE`. Returns a warning to print if the file
 /// cannot be opened (logging must not stop the hook).
 pub fn init(file: Option<&PathBuf>) -> Option<String> {
-    let syslog = UnixDatagram::unbound()
-        .ok()
-        .filter(|s| s.connect("/dev/log").is_ok());
+    let journal = JournalLayer::connect(Path::new(journal::SOCKET));
+    let syslog = if journal.is_some() {
+        None
+    } else {
+        UnixDatagram::unbound()
+            .ok()
+            .filter(|s| s.connect("/dev/log").is_ok())
+    };
     let mut warning = None;
     let file = file.and_then(|p| {
         match std::fs::OpenOptions::new()
@@ -84,10 +95,13 @@ pub fn init(file: Option<&PathBuf>) -> Option<String> {
     let writer = LogWriter {
         sinks: Arc::new(Mutex::new(Sinks { syslog, file })),
     };
-    let _ = tracing_subscriber::fmt()
+    let lines = tracing_subscriber::fmt::layer()
         .with_writer(writer)
         .with_ansi(false)
-        .with_target(false)
+        .with_target(false);
+    let _ = tracing_subscriber::registry()
+        .with(lines)
+        .with(journal)
         .try_init();
     warning
 }

@@ -2,6 +2,7 @@
 
 mod cli;
 mod commands;
+mod journal;
 mod logging;
 mod render;
 mod runc_args;
@@ -27,7 +28,9 @@ fn main() -> ExitCode {
         Err(e) => {
             let line = modgate_core::error_line(e.as_ref());
             if let cli::Command::Hook(h) = &cli.command {
-                commands::hook::log_failure(h, &line);
+                if !e.is::<commands::hook::Logged>() {
+                    commands::hook::log_failure(h, &line);
+                }
             }
             eprintln!("modgate: {line}");
             ExitCode::FAILURE

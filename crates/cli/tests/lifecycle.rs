@@ -32,26 +32,16 @@ fn status(e: &TestEnv) -> serde_json::Value {
 
 /// Marks modules as modgate's, as if a hook had inserted them.
 fn own(e: &TestEnv, modules: &[&str]) {
-    let entries: Vec<String> = modules
-        .iter()
-        .enumerate()
-        .map(|(i, m)| {
-            format!(
-                r#""{m}":{{"loaded_at":1700000000000,"by":"c0","seq":{}}}"#,
-                i + 1
-            )
-        })
-        .collect();
-    std::fs::create_dir_all(e.store()).expect("mkdir");
-    std::fs::write(
-        e.store().join("modules.json"),
-        format!(
-            r#"{{"next_seq":{},"modules":{{{}}}}}"#,
-            modules.len(),
-            entries.join(",")
-        ),
-    )
-    .expect("ledger");
+    for (i, m) in modules.iter().enumerate() {
+        let d = e.store().join("modules").join(m);
+        std::fs::create_dir_all(&d).expect("mkdir");
+        std::fs::write(
+            d.join("owned.json"),
+            format!(r#"{{"loaded_at":1700000000000,"by":"c0","seq":{}}}"#, i + 1),
+        )
+        .expect("ledger entry");
+    }
+    std::fs::write(e.store().join("seq"), format!("{}\n", modules.len())).expect("seq");
 }
 
 fn text(b: &[u8]) -> String {
@@ -156,23 +146,27 @@ fn ownership_survives_the_container_that_inserted_it() {
 fn a_corrupt_record_is_logged_and_moved_aside() {
     let e = env("never");
     std::fs::create_dir_all(e.store().join("containers")).expect("mkdir");
-    std::fs::write(e.store().join("containers/bad.json"), "{\"id\":").expect("write");
+    // The container's own record, damaged.
+    let bad = format!("containers/{}.json", modgate_core::record::record_key("c1"));
+    std::fs::write(e.store().join(&bad), "{\"id\":").expect("write");
     e.request("c1", "dummy");
     hook_ok(&e, "prestart", "c1");
     let log = e.log();
-    assert!(log.contains("bad.json is damaged"), "{log}");
+    assert!(log.contains(".json is damaged"), "{log}");
     let aside = std::fs::read_dir(e.store().join("corrupt"))
         .expect("corrupt/")
         .count();
     assert_eq!(aside, 1);
 
     // status says so on stderr and carries on.
-    std::fs::write(e.store().join("containers/worse.json"), "\0").expect("write");
+    let worse = format!("containers/{}.json", modgate_core::record::record_key("c9"));
+    std::fs::write(e.store().join(&worse), "\0").expect("write");
     let o = e.modgate(&["status", "--json"], "");
     assert!(o.status.success());
     let err = text(&o.stderr);
     assert!(
-        err.starts_with("modgate: warning: state store: ") && err.contains("worse.json is damaged"),
+        err.starts_with("modgate: warning: state store: ")
+            && err.contains(&format!("{worse} is damaged")),
         "{err}"
     );
     assert_eq!(status(&e)["containers"][0]["id"], "c1");
@@ -277,4 +271,148 @@ fn unload_refuses_what_modgate_must_not_remove() {
     );
     let o = e.modgate(&["unload", "../x"], "");
     assert!(text(&o.stderr).contains("invalid module name \"../x\""));
+}
+
+#[test]
+fn ids_past_the_limit_are_refused_and_long_ones_work_end_to_end() {
+    let e = env("never");
+    let b = e.request("long", "dummy");
+    let state = |id: &str| {
+        format!(
+            r#"{{"ociVersion":"1.0.2","id":"{id}","status":"creating","bundle":"{}"}}"#,
+            b.display()
+        )
+    };
+    let too_long = "x".repeat(1025);
+    let o = e.hook(&["prestart"], &state(&too_long));
+    assert!(!o.status.success());
+    let err = text(&o.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("container id is 1025 bytes long, more than 1024"),
+        "{err}"
+    );
+    // Two ids of the limit's length that differ only at the end: two records.
+    let a = format!("{}a", "y".repeat(1023));
+    let z = format!("{}z", "y".repeat(1023));
+    for id in [&a, &z] {
+        let o = e.hook(&["prestart"], &state(id));
+        assert!(o.status.success(), "{}", text(&o.stderr));
+    }
+    let o = e.modgate(&["status"], "");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let s = status(&e);
+    assert_eq!(s["containers"].as_array().expect("list").len(), 2);
+    let o = e.hook(&["poststop"], &state(&a));
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let s = status(&e);
+    assert_eq!(s["containers"][0]["id"], z.as_str());
+    assert_eq!(s["containers"].as_array().expect("list").len(), 1);
+}
+
+/// Metric families: name → (type, samples as `name{labels}` and value).
+type Families = std::collections::BTreeMap<String, (String, Vec<(String, u64)>)>;
+
+/// `status --format prometheus`, parsed and checked against the text format.
+fn prometheus(e: &TestEnv) -> Families {
+    let o = e.modgate(&["status", "--format", "prometheus"], "");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let mut out = std::collections::BTreeMap::new();
+    let mut help = std::collections::BTreeSet::new();
+    for line in text(&o.stdout).lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let (name, doc) = rest.split_once(' ').expect("help text");
+            assert!(!doc.is_empty());
+            help.insert(name.to_string());
+        } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').expect("type");
+            assert!(help.contains(name), "HELP before TYPE: {name}");
+            assert!(["counter", "gauge"].contains(&kind), "{line}");
+            out.insert(name.to_string(), (kind.to_string(), Vec::new()));
+        } else {
+            let (sample, value) = line.rsplit_once(' ').expect("sample value");
+            let name = sample.split('{').next().expect("name");
+            assert!(
+                name.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'_' || b.is_ascii_digit()),
+                "{line}"
+            );
+            if sample.contains('{') {
+                assert!(sample.ends_with("\"}") && sample.contains("=\""), "{line}");
+            }
+            let fam = out.get_mut(name).expect("sample after its TYPE");
+            if fam.0 == "counter" {
+                assert!(name.ends_with("_total"), "{line}");
+            }
+            fam.1
+                .push((sample.to_string(), value.parse().expect("integer value")));
+        }
+    }
+    out
+}
+
+fn sample(m: &Families, s: &str) -> u64 {
+    let name = s.split('{').next().expect("name");
+    m[name]
+        .1
+        .iter()
+        .find(|(k, _)| k == s)
+        .unwrap_or_else(|| panic!("no sample {s}"))
+        .1
+}
+
+#[test]
+fn status_in_the_prometheus_format_and_its_counters_move() {
+    let e = env("never");
+    let m = prometheus(&e);
+    assert_eq!(sample(&m, "modgate_requests_allowed_total"), 0);
+    assert_eq!(sample(&m, "modgate_container_records"), 0);
+    assert_eq!(m["modgate_modules_held"].0, "gauge");
+    e.request("c1", SEED_REQUEST);
+    e.request("c2", "dummy");
+    hook_ok(&e, "prestart", "c1");
+    hook_ok(&e, "prestart", "c2");
+    e.policy("mode = \"permissive\"\ndeny = [\"ip_vs\"]\n");
+    e.request("c3", "ip_vs");
+    let o = e.hook_logged("prestart", "c3");
+    assert!(!o.status.success());
+    assert!(text(&o.stderr).contains("denied"), "{}", text(&o.stderr));
+    let m = prometheus(&e);
+    assert_eq!(sample(&m, "modgate_requests_allowed_total"), 2);
+    assert_eq!(
+        sample(&m, "modgate_requests_refused_total{reason=\"policy\"}"),
+        1
+    );
+    assert_eq!(
+        sample(&m, "modgate_requests_refused_total{reason=\"load\"}"),
+        0
+    );
+    assert_eq!(sample(&m, "modgate_container_records"), 2);
+    assert_eq!(sample(&m, "modgate_modules_held"), 6);
+    assert_eq!(
+        sample(&m, "modgate_modules_inserted_total"),
+        0,
+        "all were live"
+    );
+    for f in [
+        "modgate_modules_owned",
+        "modgate_modules_unloaded_total",
+        "modgate_recoveries_total",
+    ] {
+        assert!(m.contains_key(f), "{f}");
+    }
+    // Refused before any decision: a request that is not one.
+    e.request("c4", "../x");
+    assert!(!e.hook_logged("prestart", "c4").status.success());
+    let m = prometheus(&e);
+    assert_eq!(
+        sample(&m, "modgate_requests_refused_total{reason=\"request\"}"),
+        1
+    );
+    assert_eq!(
+        sample(&m, "modgate_requests_refused_total{reason=\"policy\"}"),
+        1
+    );
+    hook_ok(&e, "poststop", "c1");
+    assert_eq!(sample(&prometheus(&e), "modgate_container_records"), 1);
 }

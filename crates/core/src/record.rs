@@ -9,8 +9,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::name::ModuleName;
 
-/// Largest state document read back; anything bigger is damaged.
+/// Largest state document written or read back; anything bigger is damaged.
 pub const MAX_DOC_BYTES: u64 = 1 << 20;
+
+/// Longest container id modgate records, in bytes. runc and crun name a directory
+/// after the id (`/run/runc/ID`), so they cannot go past 255 bytes; containerd, Docker
+/// and Kubernetes use 64 hex digits. A record holds the id and its bundle path
+/// (at most 4,096 bytes), so it stays far below [`MAX_DOC_BYTES`].
+pub const MAX_ID_BYTES: usize = 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DocError {
@@ -20,6 +26,10 @@ pub enum DocError {
     NoId,
     #[error("record of container {id:?} is stored under another container's file name")]
     Misfiled { id: String },
+    #[error("container id is {len} bytes long, more than {MAX_ID_BYTES}")]
+    IdTooLong { len: usize },
+    #[error("document is {len} bytes long, more than {MAX_DOC_BYTES}")]
+    TooLarge { len: usize },
 }
 
 /// Where a container's record stands.
@@ -37,6 +47,10 @@ pub enum RecordStage {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContainerRecord {
     pub id: String,
+    /// The bundle the runtime gave at the hook: with the id, who the container is. Ids
+    /// are unique only within one runtime root or containerd namespace.
+    #[serde(default)]
+    pub bundle: String,
     pub stage: RecordStage,
     /// Hook stage (`prestart`, `createRuntime`) or event (`loaded`) → Unix milliseconds.
     #[serde(default)]
@@ -63,6 +77,7 @@ impl ContainerRecord {
     pub fn new(id: &str, stage: RecordStage) -> Self {
         Self {
             id: id.to_string(),
+            bundle: String::new(),
             stage,
             times: BTreeMap::new(),
             requested: Vec::new(),
@@ -84,15 +99,35 @@ impl ContainerRecord {
         if r.id.is_empty() {
             return Err(DocError::NoId);
         }
+        check_id(&r.id)?;
         if record_key(&r.id) != key {
             return Err(DocError::Misfiled { id: r.id });
         }
         Ok(r)
     }
 
-    pub fn render(&self) -> Vec<u8> {
-        render(self)
+    /// The record as written; a record larger than a reader accepts is refused here.
+    pub fn render(&self) -> Result<Vec<u8>, DocError> {
+        check_id(&self.id)?;
+        let v = render(self);
+        if v.len() as u64 > MAX_DOC_BYTES {
+            return Err(DocError::TooLarge { len: v.len() });
+        }
+        Ok(v)
     }
+
+    /// Whether this record is the one of the container `id` in `bundle`.
+    pub fn is(&self, id: &str, bundle: &str) -> bool {
+        self.id == id && self.bundle == bundle
+    }
+}
+
+/// Refuses ids modgate does not record (longer than [`MAX_ID_BYTES`]).
+pub fn check_id(id: &str) -> Result<(), DocError> {
+    if id.len() > MAX_ID_BYTES {
+        return Err(DocError::IdTooLong { len: id.len() });
+    }
+    Ok(())
 }
 
 /// A module modgate inserted.
@@ -112,7 +147,18 @@ pub struct Owned {
     pub instance: Option<u64>,
 }
 
-/// `modules.json`: every module modgate inserted and that is still live.
+impl Owned {
+    pub fn parse(bytes: &[u8]) -> Result<Self, DocError> {
+        serde_json::from_slice(bytes).map_err(DocError::Json)
+    }
+
+    pub fn render(&self) -> Vec<u8> {
+        render(self)
+    }
+}
+
+/// Every module modgate inserted and that is still live: the store keeps one
+/// [`Owned`] per module; this is all of them at once, for `status` and `gc`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ledger {
     #[serde(default)]
@@ -159,36 +205,18 @@ fn render<T: Serialize>(doc: &T) -> Vec<u8> {
     v
 }
 
-/// The file name (without `.json`) of a container's record. Container ids are free
-/// text to the OCI spec, so anything outside `[A-Za-z0-9_+-]` is written `%XX` (a dot
-/// too: no `.`, `..` or hidden names), and a long id keeps a prefix and a hash.
+/// The file name (without `.json`) of a container's record, and its name in the
+/// holder lists: the SHA-256 of the id, in hex. Container ids are free text to the OCI
+/// spec; a digest is a safe file name of fixed length, and two ids never share one.
+/// The record holds the id itself, checked when it is read.
 pub fn record_key(id: &str) -> String {
-    const MAX: usize = 200;
-    let mut key = String::with_capacity(id.len());
-    for b in id.bytes() {
-        if b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'+' {
-            key.push(b as char);
-        } else {
-            key.push_str(&format!("%{b:02X}"));
-        }
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(id.as_bytes());
+    let mut key = String::with_capacity(64);
+    for b in digest {
+        key.push_str(&format!("{b:02x}"));
     }
-    if key.len() <= MAX {
-        return key;
-    }
-    let mut cut = 180;
-    while !key.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    format!("{}~{:016x}", &key[..cut], fnv1a(id.as_bytes()))
-}
-
-fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
+    key
 }
 
 /// Unix milliseconds as `2024-05-01T12:00:00Z` (UTC, to the second).
@@ -222,23 +250,48 @@ mod tests {
     }
 
     #[test]
-    fn record_keys_are_safe_file_names() {
-        let table: &[(&str, &str)] = &[
-            ("ctr1", "ctr1"),
-            ("a-b_c+d", "a-b_c+d"),
-            ("..", "%2E%2E"),
-            (".hidden", "%2Ehidden"),
-            ("a/b", "a%2Fb"),
-            ("ü", "%C3%BC"),
-            ("%41", "%2541"),
-        ];
-        for (id, want) in table {
-            assert_eq!(record_key(id), *want, "{id:?}");
+    fn record_keys_are_digests_of_the_whole_id() {
+        // SHA-256 of "ctr1", as `printf ctr1 | sha256sum` gives it.
+        assert_eq!(
+            record_key("ctr1"),
+            "225ef64e9ecabbad5b4da660887c5e41bc0e9f9aecb44cd68421d0fd8a2283f7"
+        );
+        let ids = ["..", ".hidden", "a/b", "ü", "%41", "", "x"];
+        for id in ids {
+            let k = record_key(id);
+            assert_eq!(k.len(), 64, "{id:?}");
+            assert!(k
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
         }
-        let long = "x".repeat(300);
-        let k = record_key(&long);
-        assert!(k.len() < 220 && k.starts_with(&"x".repeat(180)), "{k}");
-        assert_ne!(k, record_key(&"x".repeat(301)));
+        // Long ids that share a long prefix still get different keys.
+        let a = format!("{}a", "x".repeat(5000));
+        let b = format!("{}b", "x".repeat(5000));
+        assert_ne!(record_key(&a), record_key(&b));
+    }
+
+    #[test]
+    fn ids_past_the_limit_are_neither_written_nor_read() {
+        let long = "x".repeat(MAX_ID_BYTES + 1);
+        let r = ContainerRecord::new(&long, RecordStage::Holding);
+        let e = r.render().unwrap_err();
+        assert!(
+            matches!(e, DocError::IdTooLong { len } if len == MAX_ID_BYTES + 1),
+            "{e}"
+        );
+        let text = format!(r#"{{"id":"{long}","stage":"holding"}}"#);
+        let e = ContainerRecord::parse(text.as_bytes(), &record_key(&long)).unwrap_err();
+        assert!(crate::error_line(&e).contains("more than 1024"), "{e}");
+        let ok = ContainerRecord::new(&"x".repeat(MAX_ID_BYTES), RecordStage::Holding);
+        let bytes = ok.render().expect("at the limit");
+        assert_eq!(
+            ContainerRecord::parse(&bytes, &record_key(&ok.id)).unwrap(),
+            ok
+        );
+        // A record too large to read back is refused when written.
+        let mut big = ContainerRecord::new("c", RecordStage::Holding);
+        big.bundle = "b".repeat(MAX_DOC_BYTES as usize);
+        assert!(matches!(big.render(), Err(DocError::TooLarge { .. })));
     }
 
     #[test]
@@ -247,8 +300,13 @@ mod tests {
         r.times.insert("prestart".into(), 1_700_000_000_000);
         r.requested = vec![mn("ip_vs")];
         r.holds = vec![mn("libcrc32c"), mn("ip_vs")];
-        let bytes = r.render();
-        assert_eq!(ContainerRecord::parse(&bytes, "ctr1").unwrap(), r);
+        r.bundle = "/srv/bundles/ctr1".into();
+        let bytes = r.render().unwrap();
+        assert_eq!(
+            ContainerRecord::parse(&bytes, &record_key("ctr1")).unwrap(),
+            r
+        );
+        assert!(r.is("ctr1", "/srv/bundles/ctr1") && !r.is("ctr1", "/other"));
         assert_eq!(r.last_time(), 1_700_000_000_000);
 
         let table: &[(&str, &str, &str)] = &[
@@ -272,14 +330,14 @@ mod tests {
             ),
         ];
         for (text, key, want) in table {
-            let e = ContainerRecord::parse(text.as_bytes(), key).unwrap_err();
+            let e = ContainerRecord::parse(text.as_bytes(), &record_key(key)).unwrap_err();
             let line = crate::error_line(&e);
             assert!(line.contains(want), "{text}: {line}");
         }
         // Fields a later version adds are ignored.
         let r = ContainerRecord::parse(
             br#"{"id":"c","stage":"loading","pending":["dummy"],"future":1}"#,
-            "c",
+            &record_key("c"),
         )
         .unwrap();
         assert_eq!(r.pending, [mn("dummy")]);

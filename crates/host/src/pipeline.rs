@@ -1,7 +1,9 @@
 //! One path from a request to loaded modules, for the hook and for `modgate load`:
-//! request → policy → plan → host lock → record → load → record. The decision is made
-//! before the lock (a denied request never waits for other hooks) and the plan made
-//! again under it (another hook may have loaded or removed modules meanwhile).
+//! request → policy → plan → locks → record → load → record. The decision is made
+//! before the locks (a denied request never waits for other hooks) and the plan made
+//! again under them (another hook may have loaded or removed modules meanwhile). The
+//! locks are those of a [`Claim`]: the host lock shared, the container's, and the
+//! modules' of the plan, so hooks for other modules run meanwhile.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,9 +14,9 @@ use modgate_core::policy::Denial;
 use crate::context::{Context, PlanError};
 use crate::integrity::{self, IntegrityError};
 use crate::kernel::{ModuleSyscalls, Sysfs};
-use crate::lifecycle::{Released, Session, StateError};
+use crate::lifecycle::{Claim, Identity, Released, StateError};
 use crate::loader::{LoadError, LoadReport, Loader};
-use crate::lock::{HostLock, LockError};
+use crate::lock::LockError;
 use crate::moddir::ModDirError;
 use crate::policyfile::{self, PolicyFileError};
 use crate::root::Root;
@@ -79,6 +81,8 @@ impl Host {
 /// container holds what it needs until its poststop.
 pub struct Holder<'a> {
     pub id: &'a str,
+    /// The bundle the runtime gave: with the id, who the container is.
+    pub bundle: &'a str,
     /// The hook stage that asked (`prestart`, `createRuntime`), for the record.
     pub stage: &'a str,
 }
@@ -121,8 +125,13 @@ pub fn admit_and_load(
         outcome.decision = "denied".into();
         return Err(denial.into());
     }
-    let lock = HostLock::acquire(&ctx.root)?;
-    let plan = ctx.plan(names, &kernel)?;
+    let who = holder.as_ref().map(|h| Identity {
+        id: h.id,
+        bundle: h.bundle,
+    });
+    let closure: Vec<&str> = plan.closure().collect();
+    let mut claim = Claim::acquire(&ctx.root, who, &closure, false)?;
+    let plan = planned_under(&ctx, names, &kernel, &mut claim)?;
     // The files of exactly this plan, read and checked before anything is recorded or
     // inserted; `None` (no read at all) when the policy asks for no look at them.
     let images = integrity::check_plan(
@@ -134,14 +143,9 @@ pub fn admit_and_load(
         &ctx.release,
     )
     .inspect_err(|_| outcome.decision = "refused".into())?;
-    let mut session = match &holder {
-        Some(h) => {
-            let mut s = Session::open(&ctx.root, &lock)?;
-            s.begin_load(h.id, h.stage, &outcome.requested, &plan)?;
-            Some(s)
-        }
-        None => None,
-    };
+    if let Some(h) = &holder {
+        claim.begin_load(h.stage, &outcome.requested, &plan)?;
+    }
     let loader = Loader {
         root: &ctx.root,
         kernel: &kernel,
@@ -155,18 +159,16 @@ pub fn admit_and_load(
         Ok(r) => r,
         Err(e) => {
             outcome.decision = "load failed".into();
-            if let (Some(s), Some(h)) = (session.as_mut(), &holder) {
+            if let Some(h) = &holder {
                 // The load's error is the one to report; this one only goes to the log.
-                if let Err(abort) = s.abort_load(h.id, &e) {
+                if let Err(abort) = claim.abort_load(&e) {
                     tracing::warn!(container = %h.id, error = %abort, "could not drop the record of a failed load");
                 }
             }
             return Err(e.into());
         }
     };
-    if let (Some(s), Some(h)) = (session.as_mut(), &holder) {
-        s.finish_load(h.id, &report)?;
-    }
+    claim.finish_load(&report)?;
     outcome.decision = "allowed".into();
     outcome.report = Some(report);
     outcome.micros = start.elapsed().as_micros();
@@ -178,7 +180,7 @@ pub fn admit_and_load(
 pub fn release(
     host: &Host,
     syscalls: &dyn ModuleSyscalls,
-    id: &str,
+    who: Identity,
     outcome: &mut Outcome,
 ) -> Result<(), AdmitError> {
     let start = Instant::now();
@@ -189,9 +191,10 @@ pub fn release(
         .as_ref()
         .map(|p| p.unload)
         .unwrap_or(modgate_core::policy::Unload::Never);
-    let lock = HostLock::acquire(&host.root)?;
-    let mut session = Session::open(&host.root, &lock)?;
-    let released = session.release(syscalls, id, unload)?;
+    // Removing modules needs their locks exclusive; only letting go of them, shared.
+    let exclusive = unload == modgate_core::policy::Unload::OnLastRelease;
+    let mut claim = Claim::acquire(&host.root, Some(who), &[], exclusive)?;
+    let released = claim.release(syscalls, unload)?;
     outcome.decision = match &released {
         Some(_) => "released".into(),
         None => "released (held nothing)".into(),
@@ -200,4 +203,21 @@ pub fn release(
     outcome.micros = start.elapsed().as_micros();
     policy?;
     Ok(())
+}
+
+/// The plan made again under the claim's locks, once they cover it: every module it
+/// names, exclusive when it inserts one (shared locks let all-live requests run side
+/// by side).
+fn planned_under(
+    ctx: &Context,
+    names: &[&str],
+    kernel: &Sysfs,
+    claim: &mut Claim,
+) -> Result<modgate_core::Plan, AdmitError> {
+    loop {
+        let plan = ctx.plan(names, kernel)?;
+        if claim.cover(&plan)? {
+            return Ok(plan);
+        }
+    }
 }

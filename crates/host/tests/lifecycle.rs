@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use modgate_core::oci::ConfigView;
-use modgate_core::record::{ContainerRecord, RecordStage};
-use modgate_host::lifecycle::{has_record, Alive, Session};
+use modgate_core::record::{record_key, ContainerRecord, RecordStage};
+use modgate_host::kernel::ModuleSyscalls;
+use modgate_host::lifecycle::{has_record, Alive, Identity, Session};
 use modgate_host::loader::LoadError;
 use modgate_host::lock::HostLock;
 use modgate_host::pipeline::{self, AdmitError, Holder, Host, Outcome};
@@ -59,6 +60,15 @@ impl Env {
     }
 
     fn prestart(&self, k: &FakeKernel, id: &str, modules: &str) -> Result<Outcome, AdmitError> {
+        self.prestart_with(k, id, modules)
+    }
+
+    fn prestart_with(
+        &self,
+        k: &dyn ModuleSyscalls,
+        id: &str,
+        modules: &str,
+    ) -> Result<Outcome, AdmitError> {
         let config = ConfigView::parse(
             format!(r#"{{"process":{{"env":["KERNEL_MODULES={modules}"]}}}}"#).as_bytes(),
         )
@@ -66,8 +76,10 @@ impl Env {
         let request = config.request().expect("request");
         let names: Vec<&str> = request.names().iter().map(|n| n.as_str()).collect();
         let mut outcome = Outcome::default();
+        let bundle = format!("/bundles/{id}");
         let holder = Holder {
             id,
+            bundle: &bundle,
             stage: "prestart",
         };
         pipeline::admit_and_load(
@@ -83,7 +95,12 @@ impl Env {
 
     fn poststop(&self, k: &FakeKernel, id: &str) -> Outcome {
         let mut outcome = Outcome::default();
-        pipeline::release(&self.host(), k, id, &mut outcome).expect("release");
+        let bundle = format!("/bundles/{id}");
+        let who = Identity {
+            id,
+            bundle: &bundle,
+        };
+        pipeline::release(&self.host(), k, who, &mut outcome).expect("release");
         outcome
     }
 
@@ -305,16 +322,28 @@ fn ownership_is_lost_when_someone_else_reloads_the_module() {
 fn a_hook_that_died_mid_load_is_recovered_by_the_next() {
     let e = Env::new("on-last-release");
     let k = e.kernel();
-    // What a hook killed after inserting two of five modules leaves behind.
+    // What a hook killed after inserting two of five modules leaves behind: its record,
+    // still loading, and its entry in the pending list of each module it meant to insert.
     let dir = e.root().join("run/modgate/containers");
     std::fs::create_dir_all(&dir).expect("mkdir");
     let mut dead = ContainerRecord::new("dead", RecordStage::Loading);
+    dead.bundle = "/bundles/dead".into();
     dead.pending = SEED
         .iter()
         .map(|m| modgate_core::ModuleName::parse(m).expect("name"))
         .collect();
-    std::fs::write(dir.join("dead.json"), dead.render()).expect("write");
-    std::fs::write(dir.join(".dead.json.tmp"), "{\"id\":").expect("write");
+    let key = record_key("dead");
+    std::fs::write(
+        dir.join(format!("{key}.json")),
+        dead.render().expect("render"),
+    )
+    .expect("write");
+    for m in SEED {
+        let d = e.root().join("run/modgate/modules").join(m).join("pending");
+        std::fs::create_dir_all(&d).expect("mkdir");
+        std::fs::write(d.join(&key), "").expect("write");
+    }
+    std::fs::write(dir.join(format!(".{key}.json.tmp")), "{\"id\":").expect("write");
     modgate_testkit::set_live(&e.root(), &["crc32c_generic"]);
     modgate_testkit::set_live(&e.root(), &["libcrc32c"]);
 
@@ -326,7 +355,7 @@ fn a_hook_that_died_mid_load_is_recovered_by_the_next() {
         ["nf_conntrack", "ip_vs", "ip_vs_wrr"]
     );
     assert_eq!(e.record_ids(), ["b"]);
-    assert!(!dir.join(".dead.json.tmp").exists());
+    assert!(!dir.join(format!(".{key}.json.tmp")).exists());
     let st = e.with_session(|s| s.status());
     let libcrc = st
         .modules
@@ -344,22 +373,36 @@ fn a_corrupt_record_is_moved_aside_and_the_hook_continues() {
     let k = e.kernel();
     let dir = e.root().join("run/modgate");
     std::fs::create_dir_all(dir.join("containers")).expect("mkdir");
+    // The container's own record, damaged: the hook sets it aside and starts afresh.
+    let a = record_key("a");
     std::fs::write(
-        dir.join("containers/x.json"),
-        "{\"id\": \"x\", \"stage\": 7}",
+        dir.join(format!("containers/{a}.json")),
+        "{\"id\": \"a\", \"stage\": 7}",
     )
     .expect("w");
+    // Another container's: the hook does not read it; status sets it aside.
+    let x = record_key("x");
+    std::fs::write(dir.join(format!("containers/{x}.json")), "\0").expect("w");
     e.prestart(&k, "a", "dummy").expect("a");
-    let aside: Vec<String> = std::fs::read_dir(dir.join("corrupt"))
-        .expect("corrupt/")
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    assert_eq!(aside.len(), 1);
-    assert!(aside[0].starts_with("x.json."), "{aside:?}");
+    let aside = || -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir.join("corrupt"))
+            .expect("corrupt/")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(aside().len(), 1);
+    assert!(
+        aside()[0].starts_with(&format!("{a}.json.")),
+        "{:?}",
+        aside()
+    );
     assert_eq!(e.record_ids(), ["a"]);
-    // The ledger too: without it modgate owns nothing and so removes nothing.
-    std::fs::write(dir.join("modules.json"), "[").expect("w");
+    assert_eq!(aside().len(), 2);
+    // A ledger entry too: without it modgate does not own the module, so removes nothing.
+    std::fs::write(dir.join("modules/dummy/owned.json"), "[").expect("w");
     e.poststop(&k, "a");
     assert!(k.deleted().is_empty());
 }
@@ -503,4 +546,123 @@ fn concurrent_hooks_leave_no_holder_and_exactly_the_pre_existing_modules() {
     assert!(e.record_ids().is_empty());
     assert!(e.owned().is_empty());
     assert_eq!(live(&e.root()), BTreeSet::from(pre.map(String::from)));
+}
+
+/// A FakeKernel whose insertion of one module blocks until the test lets it go: a
+/// module whose init is slow (firmware, hardware probing).
+struct SlowFakeKernel {
+    kernel: FakeKernel,
+    slow: &'static str,
+    entered: std::sync::mpsc::SyncSender<()>,
+    release: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
+}
+
+impl ModuleSyscalls for SlowFakeKernel {
+    fn finit_module(
+        &self,
+        module: &str,
+        file: &std::fs::File,
+        params: &std::ffi::CStr,
+        flags: u32,
+    ) -> std::io::Result<()> {
+        if module == self.slow {
+            self.entered.send(()).expect("test waiting");
+            let rx = self.release.lock().expect("lock");
+            rx.recv().expect("test lets go");
+        }
+        self.kernel.finit_module(module, file, params, flags)
+    }
+
+    fn init_module(
+        &self,
+        module: &str,
+        image: &[u8],
+        params: &std::ffi::CStr,
+    ) -> std::io::Result<()> {
+        self.kernel.init_module(module, image, params)
+    }
+
+    fn delete_module(&self, name: &std::ffi::CStr) -> std::io::Result<()> {
+        self.kernel.delete_module(name)
+    }
+}
+
+#[test]
+fn a_slow_module_init_does_not_hold_up_containers_that_need_other_modules() {
+    let e = Env::new("on-last-release");
+    let (entered, in_init) = std::sync::mpsc::sync_channel(1);
+    let (let_go, release) = std::sync::mpsc::channel();
+    let slow = SlowFakeKernel {
+        kernel: e.kernel(),
+        slow: "dummy",
+        entered,
+        release: std::sync::Mutex::new(release),
+    };
+    let (e, slow) = (&e, &slow);
+    std::thread::scope(|scope| {
+        let a = scope.spawn(move || e.prestart_with(slow, "a", "dummy").map(|o| o.plan));
+        in_init
+            .recv_timeout(Duration::from_secs(60))
+            .expect("a reaches dummy's init");
+        // While a's hook waits in dummy's init, b needs other modules: it completes.
+        let (done, b_done) = std::sync::mpsc::channel();
+        let k = e.kernel();
+        let b = scope.spawn(move || {
+            let r = e.prestart(&k, "b", "ip_vs").map(|o| o.plan);
+            done.send(()).expect("send");
+            r
+        });
+        // Without a deadlock there is no wait here; the limit only stops a hung test.
+        let finished = b_done.recv_timeout(Duration::from_secs(60)).is_ok();
+        let_go.send(()).expect("let a go");
+        assert!(finished, "b waited for a's slow module");
+        let b = b.join().expect("b").expect("b prestart");
+        assert_eq!(b, ["crc32c_generic", "libcrc32c", "nf_conntrack", "ip_vs"]);
+        assert_eq!(a.join().expect("a").expect("a prestart"), ["dummy"]);
+    });
+    assert_eq!(e.record_ids(), ["a", "b"]);
+    assert!(live(&e.root()).contains("dummy"));
+}
+
+#[test]
+fn a_poststop_from_another_bundle_releases_nothing() {
+    let e = Env::new("on-last-release");
+    let k = e.kernel();
+    e.prestart(&k, "c1", "dummy").expect("c1");
+    let mut outcome = Outcome::default();
+    let other = Identity {
+        id: "c1",
+        bundle: "/run/containerd/io.containerd.runtime.v2.task/other/c1",
+    };
+    pipeline::release(&e.host(), &k, other, &mut outcome).expect("release");
+    assert_eq!(outcome.decision, "released (held nothing)");
+    assert!(k.deleted().is_empty(), "{:?}", k.calls());
+    assert_eq!(e.record_ids(), ["c1"]);
+    // A prestart of the same id from that bundle is refused while c1 runs.
+    let config =
+        ConfigView::parse(br#"{"process":{"env":["KERNEL_MODULES=dummy"]}}"#).expect("config");
+    let request = config.request().expect("request");
+    let names: Vec<&str> = request.names().iter().map(|n| n.as_str()).collect();
+    let holder = Holder {
+        id: "c1",
+        bundle: other.bundle,
+        stage: "prestart",
+    };
+    let err = pipeline::admit_and_load(
+        &e.host(),
+        &k,
+        &names,
+        &BTreeMap::new(),
+        Some(holder),
+        &mut Outcome::default(),
+    )
+    .expect_err("refused");
+    let line = modgate_core::error_line(&err);
+    assert!(
+        line.contains("is already recorded for bundle /bundles/c1"),
+        "{line}"
+    );
+    // Its own poststop still releases it.
+    e.poststop(&k, "c1");
+    assert_eq!(k.deleted(), ["dummy"]);
 }

@@ -2,7 +2,8 @@
 # sweep of delays; the xz tree makes a load slow enough to land in): the next
 # hook and gc cope, the dead hook's record is not lost, and every module it
 # left live is recorded as modgate's and removed by the next release or gc.
-# A damaged record or ledger: the next hook logs it, moves it aside, goes on.
+# A damaged record or ledger entry: the hook that reads it logs it, moves it aside,
+# goes on.
 LC=/tmp/lc-crash
 rm -rf /run/modgate $LC
 mkdir -p $LC
@@ -14,6 +15,8 @@ R=/roots/xz
 pre=$(mods)
 
 new_mods() { mods | grep -vxF -f $LC/pre | tr '\n' ' '; }
+# A record's file name: the SHA-256 of the container id.
+key() { printf %s "$1" | sha256sum | cut -d' ' -f1; }
 
 mid=0
 n=0
@@ -30,7 +33,7 @@ for d in 30 60 100 150 200 300 400 500 700 900 1200 1600 2000; do
     usleep $((d * 1000))
     kill -9 $pid 2>/dev/null
     wait $pid 2>/dev/null
-    rec=/run/modgate/containers/k$n.json
+    rec=/run/modgate/containers/$(key k$n).json
     left=$(new_mods)
     if [ -f $rec ] && grep -q '"stage": "loading"' $rec; then
         what="mid-load, live: ${left:-none}"
@@ -72,32 +75,33 @@ begin "a SIGKILL landed mid-load at least once (in $n tries)"
 want "mid-load kills: $mid" [ "$mid" -ge 1 ]
 end
 
-begin "a damaged record: the next hook logs it, moves it aside and continues"
+begin "a damaged record: the container's hook logs it, moves it aside and continues"
 reset_modules
 rm -rf /run/modgate
 mkdir -p /run/modgate/containers
-printf '{"id": "junk", "stage": ' >/run/modgate/containers/junk.json
+junk=$(key lc-damaged).json
+printf '{"id": "lc-damaged", "stage": ' >/run/modgate/containers/$junk
 HOOK_STAGES="prestart poststop" \
     HOOK_ARGS='"modgate","hook","@STAGE@","--policy","'$OLR'","--log","@BUNDLE@/hook.log"' \
     run_ctr crun lc-damaged dummy
 want "the container runs (exit $CTR_RC)" [ "$CTR_RC" -eq 0 ]
-want "the hook log names the damaged file" grep -q 'junk.json is damaged' "$CTR_LOG"
-want "it is in corrupt/" test -n "$(ls /run/modgate/corrupt | grep '^junk.json\.')"
+want "the hook log names the damaged file" grep -q "$junk is damaged" "$CTR_LOG"
+want "it is in corrupt/" test -n "$(ls /run/modgate/corrupt | grep "^$junk\.")"
 want "the container's own release still unloads dummy" not loaded dummy
 want_mods "$pre"
 end
 
-begin "a damaged ledger: modgate owns nothing, so removes nothing"
+begin "a damaged ledger entry: modgate does not own the module, so removes nothing"
 rm -rf /run/modgate
 b=$(new_bundle lc-ledger dummy)
 hook_by_hand $b lc-ledger hook prestart --policy $OLR --log $b/hook.log
 want "prestart exits 0" [ "$HOOK_RC" -eq 0 ]
 want_loaded dummy
-echo '[' >/run/modgate/modules.json
+echo '[' >/run/modgate/modules/dummy/owned.json
 hook_by_hand $b lc-ledger hook poststop --policy $OLR --log $b/hook.log
 show $b/hook.log hook.log
 want "poststop exits 0" [ "$HOOK_RC" -eq 0 ]
-want "the hook log names the damaged ledger" grep -q 'modules.json is damaged' $b/hook.log
+want "the hook log names the damaged ledger entry" grep -q 'dummy/owned.json is damaged' $b/hook.log
 want "dummy stays: without the ledger it is nobody's to remove" loaded dummy
 modgate unload dummy >$LC/unload.out 2>&1
 want "unload refuses it now" [ $? -ne 0 ]

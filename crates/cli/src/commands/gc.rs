@@ -55,7 +55,7 @@ pub fn run(g: &Global, args: &GcArgs) -> Result<ExitCode, Error> {
         );
     }
     for id in r.unknown.iter().map(|i| shown(i)) {
-        println!("kept the record of {id}: cannot tell whether it is alive (no runc or crun state directory; give --alive-ids)");
+        println!("kept the record of {id}: cannot tell whether it is alive (no state directory of an engine modgate knows; give --alive-ids)");
     }
     for m in &r.unloaded.removed {
         println!("{unload} {m}");

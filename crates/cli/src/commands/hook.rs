@@ -17,8 +17,13 @@ pub fn run(g: &Global, args: &HookArgs) -> Result<ExitCode, Error> {
         .or(args.stage.as_deref())
         .unwrap_or("");
     let root = Root::new(&g.root);
-    let Some(job) = hook::prepare(stage, &root, args.timeout, std::io::stdin().lock())? else {
-        return Ok(ExitCode::SUCCESS);
+    let job = match hook::prepare(stage, &root, args.timeout, std::io::stdin().lock()) {
+        Ok(Some(job)) => job,
+        Ok(None) => return Ok(ExitCode::SUCCESS),
+        Err(e) => {
+            hook::count_refusal(&root, &e);
+            return Err(e.into());
+        }
     };
     if let Some(w) = crate::logging::init(args.log.as_ref()) {
         eprintln!("modgate: warning: {w}");
@@ -35,12 +40,18 @@ pub fn run(g: &Global, args: &HookArgs) -> Result<ExitCode, Error> {
         policy: args.policy.clone(),
         coming_wait: job.coming_wait(),
     };
-    job.run(&host, &Syscalls)?;
+    job.run(&host, &Syscalls).map_err(Logged)?;
     Ok(ExitCode::SUCCESS)
 }
 
+/// A failure the hook's own log line already gave, with its reason: not logged again.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct Logged(pub hook::HookError);
+
 /// A failed hook's line goes to the log too: crun drops a hook's stderr, so the log
-/// (`--log FILE`, syslog) is where an operator finds why a container did not start.
+/// (`--log FILE`, journald or syslog) is where an operator finds why a container did
+/// not start. (A failure after the request was read is in the hook's line already.)
 pub fn log_failure(args: &HookArgs, line: &str) {
     if let Some(w) = crate::logging::init(args.log.as_ref()) {
         eprintln!("modgate: warning: {w}");

@@ -1,5 +1,6 @@
-//! `modgate status [--json]`: the modules modgate knows of (owned or held), whether they
-//! are live, who holds them, and every container record.
+//! `modgate status [--format table|json|prometheus]`: the modules modgate knows of (owned
+//! or held), whether they are live, who holds them, and every container record; or the
+//! store's gauges and counters for Prometheus.
 
 use std::process::ExitCode;
 
@@ -7,7 +8,7 @@ use modgate_host::lifecycle::Session;
 use modgate_host::lock::HostLock;
 use modgate_host::root::Root;
 
-use crate::cli::{Global, StatusArgs};
+use crate::cli::{Global, StatusArgs, StatusFormat};
 use crate::Error;
 
 pub fn run(g: &Global, args: &StatusArgs) -> Result<ExitCode, Error> {
@@ -18,11 +19,16 @@ pub fn run(g: &Global, args: &StatusArgs) -> Result<ExitCode, Error> {
     for w in &session.warnings {
         eprintln!("modgate: warning: {}", modgate_core::printable(w));
     }
-    let status = session.status();
-    if args.json {
-        crate::render::emit(&format!("{}\n", serde_json::to_string_pretty(&status)?))?;
+    let format = if args.json {
+        StatusFormat::Json
     } else {
-        crate::render::emit(&crate::render::status_tables(&status))?;
-    }
+        args.format
+    };
+    let out = match format {
+        StatusFormat::Json => format!("{}\n", serde_json::to_string_pretty(&session.status())?),
+        StatusFormat::Table => crate::render::status_tables(&session.status()),
+        StatusFormat::Prometheus => session.prometheus(),
+    };
+    crate::render::emit(&out)?;
     Ok(ExitCode::SUCCESS)
 }

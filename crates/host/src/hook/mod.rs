@@ -14,11 +14,13 @@ use std::collections::BTreeMap;
 use std::io::Read;
 
 use modgate_core::oci::{ConfigView, OciError, State};
+use modgate_core::record::MAX_ID_BYTES;
 use modgate_core::request::RequestError;
 use modgate_core::Request;
 
 use crate::kernel::ModuleSyscalls;
-use crate::lifecycle::has_record;
+use crate::lifecycle::metrics::{self, Counter};
+use crate::lifecycle::{has_record, Identity};
 use crate::pipeline::{self, AdmitError, Holder, Host, Outcome};
 use crate::root::Root;
 pub use bundle::{read_config, read_state, BundleError, MAX_STATE_BYTES};
@@ -60,6 +62,8 @@ pub enum HookError {
     StdinTooLarge,
     #[error(transparent)]
     Oci(#[from] OciError),
+    #[error("container id is {0} bytes long, more than {MAX_ID_BYTES}: modgate does not record such ids")]
+    IdTooLong(usize),
     #[error(transparent)]
     Container(#[from] ContainerError),
 }
@@ -137,6 +141,11 @@ pub fn prepare(
         if request.is_empty() {
             return Ok(None);
         }
+        // Only a container that asks for something is refused: one that does not is
+        // none of modgate's business.
+        if state.id.len() > MAX_ID_BYTES {
+            return Err(HookError::IdTooLong(state.id.len()));
+        }
         (config, request)
     };
     deadline::alarm(0);
@@ -171,7 +180,13 @@ impl Job {
             ..Default::default()
         };
         let result = match self.stage {
-            HookStage::Poststop => pipeline::release(host, syscalls, id, &mut outcome),
+            HookStage::Poststop => {
+                let who = Identity {
+                    id,
+                    bundle: self.state.bundle().unwrap_or_default(),
+                };
+                pipeline::release(host, syscalls, who, &mut outcome)
+            }
             _ => {
                 let names: Vec<&str> = self.request.names().iter().map(|n| n.as_str()).collect();
                 let mut annotations: BTreeMap<String, String> = self.config.annotations.clone();
@@ -180,6 +195,7 @@ impl Job {
                 }
                 let holder = Holder {
                     id,
+                    bundle: self.state.bundle().unwrap_or_default(),
                     stage: &self.stage_name,
                 };
                 pipeline::admit_and_load(
@@ -192,13 +208,55 @@ impl Job {
                 )
             }
         };
-        log(&outcome);
+        let reason = result
+            .as_ref()
+            .err()
+            .map(|e| modgate_core::error_line(e))
+            .unwrap_or_default();
+        log(&outcome, &reason);
+        if self.stage != HookStage::Poststop {
+            let counter = match &result {
+                Ok(()) => Counter::Allowed,
+                Err(e) => Counter::Refused(refusal(e)),
+            };
+            metrics::bump(&host.root.path("run/modgate"), counter, 1);
+        }
         in_container(id, result)
     }
 }
 
-/// The hook's one log line (and the configuration's warnings before it).
-fn log(outcome: &Outcome) {
+/// Counts a container refused before its request could be decided: a bundle that
+/// cannot be read, a request that is not one, an id too long. Other failures of
+/// `prepare` (no state on stdin, a wrong stage) are not a container's refusal.
+pub fn count_refusal(root: &Root, e: &HookError) {
+    let why = match e {
+        HookError::Container(ContainerError {
+            kind: ContainerFailure::Bundle(_),
+            ..
+        }) => "bundle",
+        HookError::Container(ContainerError {
+            kind: ContainerFailure::Request(_),
+            ..
+        })
+        | HookError::IdTooLong(_) => "request",
+        _ => return,
+    };
+    metrics::bump(&root.path("run/modgate"), Counter::Refused(why), 1);
+}
+
+/// A refusal's reason, as the counters name it.
+fn refusal(e: &AdmitError) -> &'static str {
+    match e {
+        AdmitError::Denied(_) => "policy",
+        AdmitError::Load(_) => "load",
+        AdmitError::State(_) => "state",
+        _ => "other",
+    }
+}
+
+/// The hook's one log line (and the configuration's warnings before it); `reason`:
+/// why a request was refused, empty when it was not.
+fn log(outcome: &Outcome, reason: &str) {
     for w in &outcome.config_warnings {
         tracing::warn!(container = %outcome.container, "modprobe configuration: {w}");
     }
@@ -218,6 +276,7 @@ fn log(outcome: &Outcome) {
         requested = %outcome.requested.join(","),
         plan = %outcome.plan.join(","),
         decision = %outcome.decision,
+        reason = %reason,
         loaded = %loaded,
         unloaded = %unloaded,
         micros = outcome.micros,

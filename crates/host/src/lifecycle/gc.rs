@@ -3,6 +3,7 @@
 //! holds.
 
 use std::collections::BTreeSet;
+use std::path::{Component, Path};
 
 use modgate_core::policy::Unload;
 use modgate_core::record::ContainerRecord;
@@ -14,8 +15,25 @@ use super::Session;
 use crate::kernel::ModuleSyscalls;
 use crate::root::Root;
 
-/// State directories of the runtimes whose containers gc can judge by itself.
-pub const RUNTIME_STATE_DIRS: &[&str] = &["run/runc", "run/crun"];
+/// State directories, under the root, in which the runtimes of the engines modgate
+/// installs into keep one directory per live container, named by its id: runc and
+/// crun (alone, or under podman), Docker's runc, iSulad's runc (through isulad-shim,
+/// under its default state directory).
+pub const RUNTIME_STATE_DIRS: &[&str] = &[
+    "run/runc",
+    "run/crun",
+    "run/docker/runtime-runc/moby",
+    "run/isulad/runc",
+];
+
+/// The last component of a path, as text.
+fn named(p: Option<&Path>) -> Option<&str> {
+    p.and_then(Path::file_name).and_then(|n| n.to_str())
+}
+
+/// containerd keeps a task's bundle at `.../io.containerd.runtime.v2.task/NS/ID`, and
+/// its runc shim the runc state at `run/containerd/runc/NS/ID`.
+const CONTAINERD_TASKS: &str = "io.containerd.runtime.v2.task";
 
 /// What gc knows of a container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,16 +82,44 @@ pub struct GcReport {
     pub unloaded: Unloaded,
 }
 
-/// Where the runtime keeps this container's state, when it is one gc knows.
-pub fn runtime_state_of(root: &Root, id: &str) -> Option<String> {
-    // runc and crun refuse such ids; never build a path out of one.
+/// Where the engine keeps this container's state while it exists (relative to the
+/// root), when it is one gc knows: recorded at prestart, so that gc judges each record
+/// against the engine it came from. The bundle says which containerd namespace or
+/// iSulad engine a container belongs to, since ids repeat across them.
+pub fn runtime_state_of(root: &Root, id: &str, bundle: &str) -> Option<String> {
+    // Runtimes refuse such ids; never build a path out of one.
     if id.is_empty() || id == "." || id == ".." || id.contains('/') {
         return None;
+    }
+    let is_dir = |rel: &str| root.path(rel).is_dir();
+    let b = Path::new(bundle);
+    let safe = b.is_absolute()
+        && b.components()
+            .all(|c| !matches!(c, Component::ParentDir | Component::CurDir));
+    if safe && named(Some(b)) == Some(id) {
+        let rel = bundle.trim_start_matches('/').to_string();
+        let (parent, grand) = (named(b.parent()), named(b.parent().and_then(Path::parent)));
+        match (grand, parent) {
+            // containerd (and Docker through it): the runc shim's state, else the task's
+            // bundle, which containerd removes with the task.
+            (Some(CONTAINERD_TASKS), Some(ns)) => {
+                let runc = format!("run/containerd/runc/{ns}/{id}");
+                return [runc, rel].into_iter().find(|p| is_dir(p));
+            }
+            // iSulad: GRAPH/engines/lcr/ID (lcr) and GRAPH/engines/runc/ID (runc through
+            // isulad-shim), removed with the container.
+            (Some("engines"), Some("lcr")) => return Some(rel).filter(|p| is_dir(p)),
+            (Some("engines"), Some("runc")) => {
+                let state = format!("run/isulad/runc/{id}");
+                return [state, rel].into_iter().find(|p| is_dir(p));
+            }
+            _ => {}
+        }
     }
     RUNTIME_STATE_DIRS
         .iter()
         .map(|d| format!("{d}/{id}"))
-        .find(|rel| root.path(rel).is_dir())
+        .find(|rel| is_dir(rel))
 }
 
 fn liveness(root: &Root, r: &ContainerRecord, alive: &Alive) -> Liveness {
@@ -89,7 +135,7 @@ fn liveness(root: &Root, r: &ContainerRecord, alive: &Alive) -> Liveness {
         Alive::Listed(_) => Liveness::Gone,
         Alive::RuntimeDirs => match &r.runtime_state {
             Some(rel) => present(rel),
-            None => match runtime_state_of(root, &r.id) {
+            None => match runtime_state_of(root, &r.id, &r.bundle) {
                 Some(_) => Liveness::Alive,
                 None => Liveness::Unknown,
             },
@@ -124,7 +170,7 @@ impl Session<'_> {
                 }
                 Verdict::Drop => {
                     if !dry_run {
-                        self.store.remove(&r.id)?;
+                        self.drop_record(&r)?;
                         tracing::info!(container = %r.id, "gc: container gone, record dropped");
                     }
                     report.dropped.push(r.id.clone());
@@ -132,7 +178,7 @@ impl Session<'_> {
             }
         }
         self.records = keep;
-        let candidates = unheld(self.store.ledger(), &self.records);
+        let candidates = unheld(&self.ledger, &self.records);
         match policy {
             Unload::OnLastRelease => {
                 report.unloaded = self.unload(syscalls, &candidates, dry_run)?
@@ -165,15 +211,91 @@ mod tests {
     }
 
     #[test]
+    fn each_engine_s_state_directory_is_found() {
+        let t = TempRoot::new();
+        let tasks = "run/containerd/io.containerd.runtime.v2.task";
+        let dirs = [
+            "run/runc/r1",
+            "run/crun/c1",
+            "run/docker/runtime-runc/moby/d1",
+            "run/containerd/runc/k8s.io/k1",
+            "run/containerd/runc/moby/same",
+            "run/containerd/runc/other/same",
+            &format!("{tasks}/k8s.io/k1"),
+            &format!("{tasks}/ns/nr1"),
+            "run/isulad/runc/i1",
+            "var/lib/isulad/engines/runc/i1",
+            "var/lib/isulad/engines/runc/i2",
+            "var/lib/isulad/engines/lcr/l1",
+        ];
+        for d in dirs {
+            std::fs::create_dir_all(t.root.path(d)).expect("mkdir");
+        }
+        let root = t.root.path("").display().to_string();
+        let table: &[(&str, &str, Option<&str>)] = &[
+            ("r1", "/srv/bundles/r1", Some("run/runc/r1")),
+            ("c1", "/srv/bundles/c1", Some("run/crun/c1")),
+            ("d1", "/whatever", Some("run/docker/runtime-runc/moby/d1")),
+            (
+                "k1",
+                &format!("/{tasks}/k8s.io/k1"),
+                Some("run/containerd/runc/k8s.io/k1"),
+            ),
+            // The same id in two namespaces: the bundle says which.
+            (
+                "same",
+                &format!("/{tasks}/other/same"),
+                Some("run/containerd/runc/other/same"),
+            ),
+            (
+                "same",
+                &format!("/{tasks}/moby/same"),
+                Some("run/containerd/runc/moby/same"),
+            ),
+            // Another shim than runc's: the task's bundle.
+            (
+                "nr1",
+                &format!("/{tasks}/ns/nr1"),
+                Some(&format!("{tasks}/ns/nr1")),
+            ),
+            (
+                "i1",
+                "/var/lib/isulad/engines/runc/i1",
+                Some("run/isulad/runc/i1"),
+            ),
+            (
+                "i2",
+                "/var/lib/isulad/engines/runc/i2",
+                Some("var/lib/isulad/engines/runc/i2"),
+            ),
+            (
+                "l1",
+                "/var/lib/isulad/engines/lcr/l1",
+                Some("var/lib/isulad/engines/lcr/l1"),
+            ),
+            ("l2", "/var/lib/isulad/engines/lcr/l2", None),
+            ("x", &format!("{root}/nowhere/x"), None),
+            ("r1", "relative/engines/lcr/r1", Some("run/runc/r1")),
+        ];
+        for (id, bundle, want) in table {
+            assert_eq!(
+                runtime_state_of(&t.root, id, bundle).as_deref(),
+                *want,
+                "{id} {bundle}"
+            );
+        }
+    }
+
+    #[test]
     fn runtime_state_directories_speak_for_a_container() {
         let t = TempRoot::new();
         std::fs::create_dir_all(t.root.path("run/crun/c1")).expect("mkdir");
         assert_eq!(
-            runtime_state_of(&t.root, "c1").as_deref(),
+            runtime_state_of(&t.root, "c1", "/b/c1").as_deref(),
             Some("run/crun/c1")
         );
         for id in ["", ".", "..", "a/b", "c2"] {
-            assert_eq!(runtime_state_of(&t.root, id), None, "{id:?}");
+            assert_eq!(runtime_state_of(&t.root, id, "/b"), None, "{id:?}");
         }
         let mut r = rec("c1", &[]);
         assert_eq!(liveness(&t.root, &r, &Alive::RuntimeDirs), Liveness::Alive);
@@ -193,17 +315,27 @@ mod tests {
         let t = TempRoot::new();
         let k = FakeKernel::new(&t.root);
         let plan = t.plan_inserting(&["dummy"], &[]);
-        t.with_session(|s| {
-            s.begin_load("gone", "prestart", &[], &plan).expect("begin");
+        {
+            let mut c = t.claim("gone", &["dummy"]);
+            c.begin_load("prestart", &[], &plan).expect("begin");
             k.set_live(&["dummy"]);
             let report = crate::loader::LoadReport {
                 inserted: vec!["dummy".into()],
                 ..Default::default()
             };
-            s.finish_load("gone", &report).expect("finish");
-        });
+            c.finish_load(&report).expect("finish");
+        }
         let none = Alive::Listed(BTreeSet::new());
         let r = t.with_session(|s| s.gc(&k, &none, Unload::Never, 0, false).expect("gc"));
+        let left: Vec<_> = std::fs::read_dir(t.root.path("run/modgate/containers"))
+            .expect("containers/")
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert!(
+            left.is_empty(),
+            "nothing of the dropped container: {left:?}"
+        );
         assert_eq!(r.dropped, ["gone"]);
         assert_eq!(r.kept, ["dummy"]);
         assert!(k.deleted().is_empty());

@@ -7,13 +7,15 @@ use std::collections::BTreeMap;
 
 use modgate_core::plan::{Action, Plan};
 use modgate_core::policy::Unload;
-use modgate_core::record::{ContainerRecord, Ledger, RecordStage};
+use modgate_core::record::{ContainerRecord, Ledger, Owned, RecordStage};
 use modgate_core::ModuleName;
 
+use super::claim::Claim;
 use super::gc::runtime_state_of;
-use super::store::{now_ms, StateError};
-use super::unload::{candidate, Candidate};
-use super::Session;
+use super::metrics::{self, Counter};
+use super::recovery::reconcile_one;
+use super::store::{now_ms, List, StateError};
+use super::unload::{candidate, unload, Candidate};
 use crate::kernel::{Kernel, ModuleSyscalls};
 use crate::loader::{LoadError, LoadReport};
 
@@ -31,20 +33,19 @@ pub fn holders(records: &[ContainerRecord]) -> BTreeMap<&str, Vec<&str>> {
     map
 }
 
-/// What a container's release may remove: the owned modules it held that no other
-/// container holds.
+/// What a container's release may remove: of the modules it held, those `free` says
+/// modgate owns and no other container holds.
 pub fn release_candidates(
-    ledger: &Ledger,
     released: &ContainerRecord,
-    remaining: &[ContainerRecord],
-) -> Vec<Candidate> {
-    let held = holders(remaining);
-    released
-        .holds
-        .iter()
-        .filter(|m| !held.contains_key(m.as_str()))
-        .filter_map(|m| candidate(ledger, m.as_str()))
-        .collect()
+    mut free: impl FnMut(&str) -> Result<Option<Candidate>, StateError>,
+) -> Result<Vec<Candidate>, StateError> {
+    let mut out = Vec::new();
+    for m in &released.holds {
+        if let Some(c) = free(m.as_str())? {
+            out.push(c);
+        }
+    }
+    Ok(out)
 }
 
 /// Names from a plan or a load report as the record keeps them. The resolver gives only
@@ -81,20 +82,37 @@ pub struct Released {
     pub left: Vec<(String, String)>,
 }
 
-impl Session<'_> {
+impl Claim {
     /// Before the first insertion: the record says what is about to be inserted, so a
-    /// hook killed half way leaves enough behind to find what it loaded.
+    /// hook killed half way leaves enough behind to find what it loaded. A container
+    /// whose id is recorded for another bundle is refused.
     pub fn begin_load(
         &mut self,
-        id: &str,
         stage: &str,
         requested: &[String],
         plan: &Plan,
     ) -> Result<(), StateError> {
-        let mut r = self
-            .record(id)
-            .cloned()
-            .unwrap_or_else(|| ContainerRecord::new(id, RecordStage::Loading));
+        let root = self.root.clone();
+        let Some(mine) = self.mine.as_mut() else {
+            return Ok(());
+        };
+        let mut r = match mine.record.take() {
+            Some(r) if r.bundle != mine.bundle => {
+                let e = StateError::IdInUse {
+                    id: mine.id.clone(),
+                    ours: mine.bundle.clone(),
+                    theirs: r.bundle.clone(),
+                };
+                mine.record = Some(r);
+                return Err(e);
+            }
+            Some(r) => r,
+            None => {
+                let mut r = ContainerRecord::new(&mine.id, RecordStage::Loading);
+                r.bundle = mine.bundle.clone();
+                r
+            }
+        };
         r.stage = RecordStage::Loading;
         r.times.insert(stage.to_string(), now_ms());
         for n in module_names(requested) {
@@ -109,24 +127,39 @@ impl Session<'_> {
                 .map(|s| &s.module),
         );
         if r.runtime_state.is_none() {
-            r.runtime_state = runtime_state_of(&self.root, id);
+            r.runtime_state = runtime_state_of(&root, &mine.id, &mine.bundle);
         }
-        self.store.put(&r)?;
-        self.set(r);
+        // Nothing to insert: nothing a crash could leave behind, so the record is
+        // written once, when the load is done.
+        if !r.pending.is_empty() {
+            self.store.put_record(&r)?;
+            for m in &r.pending {
+                self.store.add_to(List::Pending, m.as_str(), &mine.key)?;
+            }
+        }
+        mine.record = Some(r);
         Ok(())
     }
 
     /// After a successful load: what it inserted is modgate's, and the container holds
     /// its whole closure.
-    pub fn finish_load(&mut self, id: &str, report: &LoadReport) -> Result<(), StateError> {
+    pub fn finish_load(&mut self, report: &LoadReport) -> Result<(), StateError> {
         let now = now_ms();
-        self.own(id, &report.inserted, now)?;
-        let mut r = self
-            .record(id)
-            .cloned()
-            .unwrap_or_else(|| ContainerRecord::new(id, RecordStage::Holding));
+        let n = report.inserted.len() as u64;
+        metrics::bump(self.store.dir(), Counter::Inserted, n);
+        let Some(by) = self.mine.as_ref().map(|m| m.id.clone()) else {
+            return Ok(());
+        };
+        self.own(&by, &report.inserted, now)?;
+        let Some(mine) = self.mine.as_mut() else {
+            return Ok(());
+        };
+        let Some(mut r) = mine.record.take() else {
+            return Ok(());
+        };
+        let before = r.holds.clone();
+        let pending = std::mem::take(&mut r.pending);
         r.stage = RecordStage::Holding;
-        r.pending.clear();
         r.times.insert("loaded".into(), now);
         for m in module_names(report.inserted.iter().chain(&report.present)) {
             if !r.holds.contains(&m) {
@@ -138,59 +171,119 @@ impl Session<'_> {
                 r.inserted.push(m);
             }
         }
-        self.store.put(&r)?;
-        self.set(r);
+        // The holder entries first: a record that says it holds a module always has its
+        // entry, so no release removes a module this container holds.
+        for m in r.holds.iter().filter(|m| !before.contains(m)) {
+            self.store.add_to(List::Holders, m.as_str(), &mine.key)?;
+        }
+        self.store.put_record(&r)?;
+        for m in &pending {
+            self.store
+                .remove_from(List::Pending, m.as_str(), &mine.key)?;
+        }
+        mine.record = Some(r);
         Ok(())
     }
 
     /// After a failed load: the container will not start, so its record goes. What the
     /// rollback could not remove stays recorded as modgate's, for gc.
-    pub fn abort_load(&mut self, id: &str, error: &LoadError) -> Result<(), StateError> {
+    pub fn abort_load(&mut self, error: &LoadError) -> Result<(), StateError> {
+        let Some(by) = self.mine.as_ref().map(|m| m.id.clone()) else {
+            return Ok(());
+        };
         if let LoadError::RolledBack { left, .. } = error {
-            self.own(id, left, now_ms())?;
+            self.own(&by, left, now_ms())?;
         }
-        self.store.remove(id)?;
-        self.records.retain(|r| r.id != id);
+        let Some(mine) = self.mine.as_mut() else {
+            return Ok(());
+        };
+        if let Some(r) = mine.record.take() {
+            self.store.remove_record(&r.id)?;
+            for m in &r.holds {
+                self.store
+                    .remove_from(List::Holders, m.as_str(), &mine.key)?;
+            }
+            for m in &r.pending {
+                self.store
+                    .remove_from(List::Pending, m.as_str(), &mine.key)?;
+            }
+        }
+        mine.gone = true;
         Ok(())
     }
 
-    /// Records `modules` as inserted by `id`, with the load of each that is live now.
-    fn own(&mut self, id: &str, modules: &[String], now: u64) -> Result<(), StateError> {
-        if modules.is_empty() {
-            return Ok(());
+    /// Records `modules` as inserted by `by`, with the load of each that is live now.
+    fn own(&mut self, by: &str, modules: &[String], now: u64) -> Result<(), StateError> {
+        for m in module_names(modules) {
+            let instance = self.kernel().instance(m.as_str());
+            let owned = Owned {
+                loaded_at: now,
+                by: by.to_string(),
+                seq: self.store.next_seq()?,
+                instance,
+            };
+            self.store.put_owned(m.as_str(), &owned)?;
         }
-        let kernel = self.kernel();
-        let modules = module_names(modules);
-        let instances: Vec<Option<u64>> = modules
-            .iter()
-            .map(|m| kernel.instance(m.as_str()))
-            .collect();
-        for (m, instance) in modules.iter().zip(instances) {
-            self.store.ledger_mut().insert(m, id, now, instance);
-        }
-        self.store.save_ledger()
+        Ok(())
+    }
+
+    /// The record of this claim's container, when it is this container's.
+    pub fn record(&self) -> Option<&ContainerRecord> {
+        let mine = self.mine.as_ref()?;
+        mine.record.as_ref().filter(|r| r.bundle == mine.bundle)
     }
 
     /// Poststop: the container holds nothing any more; with `on-last-release`, what it
-    /// alone held and modgate inserted is removed. `None`: it had no record.
+    /// alone held and modgate inserted is removed. `None`: it had no record (or the
+    /// record is another container's with the same id, which is left alone).
     pub fn release(
         &mut self,
         syscalls: &dyn ModuleSyscalls,
-        id: &str,
         policy: Unload,
     ) -> Result<Option<Released>, StateError> {
-        let Some(rec) = self.record(id).cloned() else {
+        let Some(mine) = self.mine.as_mut() else {
             return Ok(None);
         };
-        self.store.remove(id)?;
-        self.records.retain(|r| r.id != id);
+        let Some(rec) = mine.record.take() else {
+            mine.gone = true;
+            return Ok(None);
+        };
+        if rec.bundle != mine.bundle {
+            tracing::warn!(
+                container = %mine.id,
+                "poststop from bundle {}: the record of this id is for bundle {}; nothing released",
+                mine.bundle,
+                rec.bundle
+            );
+            mine.record = Some(rec);
+            return Ok(None);
+        }
+        let key = mine.key.clone();
+        mine.gone = true;
+        self.store.remove_record(&rec.id)?;
+        for m in &rec.holds {
+            self.store.remove_from(List::Holders, m.as_str(), &key)?;
+        }
+        for m in &rec.pending {
+            self.store.remove_from(List::Pending, m.as_str(), &key)?;
+        }
         let mut out = Released {
             held: rec.holds.iter().map(ModuleName::to_string).collect(),
             ..Default::default()
         };
         if policy == Unload::OnLastRelease {
-            let candidates = release_candidates(self.store.ledger(), &rec, &self.records);
-            let u = self.unload(syscalls, &candidates, false)?;
+            let candidates = release_candidates(&rec, |m| self.free(m))?;
+            let u = unload(&candidates, &self.kernel(), syscalls, false);
+            for m in &u.removed {
+                tracing::info!(module = %m, "unloaded");
+            }
+            for (m, why) in &u.left {
+                tracing::warn!(module = %m, "left loaded: {why}; modgate gc tries again");
+            }
+            for m in u.removed.iter().chain(&u.gone) {
+                self.store.remove_owned(m)?;
+            }
+            metrics::bump(self.store.dir(), Counter::Unloaded, u.removed.len() as u64);
             out.unloaded = u.removed;
             out.left = u
                 .left
@@ -199,6 +292,37 @@ impl Session<'_> {
                 .collect();
         }
         Ok(Some(out))
+    }
+
+    /// `m` as a removal candidate: owned by modgate (and still the load it inserted),
+    /// with no holder and no hook about to insert it. Holder entries whose record is gone
+    /// (a release killed half way) are dropped on the way.
+    fn free(&mut self, m: &str) -> Result<Option<Candidate>, StateError> {
+        let Some(owned) = self.store.owned(m)? else {
+            return Ok(None);
+        };
+        if let Some(why) = reconcile_one(&owned, m, &self.kernel()) {
+            tracing::info!(module = %m, reason = ?why, "no longer modgate's: removed or loaded again outside modgate");
+            self.store.remove_owned(m)?;
+            return Ok(None);
+        }
+        if !self.store.keys(List::Pending, m, true)?.is_empty() {
+            return Ok(None);
+        }
+        while let Some(key) = self.store.keys(List::Holders, m, true)?.pop() {
+            let holds = self
+                .store
+                .record(&key)?
+                .is_some_and(|r| r.holds.iter().chain(&r.pending).any(|h| h.as_str() == m));
+            if holds {
+                return Ok(None);
+            }
+            self.store.remove_from(List::Holders, m, &key)?;
+        }
+        Ok(Some(Candidate {
+            name: m.to_string(),
+            seq: owned.seq,
+        }))
     }
 }
 
@@ -238,7 +362,11 @@ mod tests {
         for (what, owned, others, want) in cases {
             let l = ledger(owned);
             let others: Vec<ContainerRecord> = others.iter().map(|(id, h)| rec(id, h)).collect();
-            let got = release_candidates(&l, &rec("a", &seed), &others);
+            let held = holders(&others);
+            let got = release_candidates(&rec("a", &seed), |m| {
+                Ok(candidate(&l, m).filter(|_| !held.contains_key(m)))
+            })
+            .expect("candidates");
             assert_eq!(names(&got), *want, "{what}");
         }
     }
@@ -259,22 +387,26 @@ mod tests {
         }
     }
 
+    const CLOSURE: [&str; 3] = ["nf_conntrack", "ip_vs", "ip_vs_wrr"];
+
     #[test]
     fn a_load_is_recorded_before_and_after_and_released_at_poststop() {
         let t = TempRoot::new();
         let k = FakeKernel::new(&t.root);
         k.set_live(&["nf_conntrack"]);
         let plan = t.plan_inserting(&["ip_vs", "ip_vs_wrr"], &["nf_conntrack"]);
-        t.with_session(|s| {
-            s.begin_load("a", "prestart", &["ip_vs_wrr".into()], &plan)
+        {
+            let mut c = t.claim("a", &CLOSURE);
+            c.begin_load("prestart", &["ip_vs_wrr".into()], &plan)
                 .expect("begin");
-            let r = s.record("a").expect("record");
+            let r = c.record().expect("record");
             assert_eq!(r.stage, RecordStage::Loading);
             assert_eq!(r.pending, ["ip_vs", "ip_vs_wrr"]);
             assert!(r.times.contains_key("prestart"));
-        });
-        // A second session sees the record on disk.
+            // The hook dies here: its locks go with it, its record stays.
+        }
         k.set_live(&["ip_vs", "ip_vs_wrr"]);
+        // A session sees the record on disk.
         t.with_session(|s| {
             assert!(s.warnings[0].contains("container a: its hook died while loading"));
             assert_eq!(
@@ -283,27 +415,119 @@ mod tests {
             );
             assert!(s.records.is_empty());
         });
-        t.with_session(|s| {
-            s.begin_load("b", "prestart", &["ip_vs_wrr".into()], &plan)
-                .expect("begin");
-            s.finish_load("b", &report(&[], &["nf_conntrack", "ip_vs", "ip_vs_wrr"]))
-                .expect("finish");
-            let r = s.record("b").expect("record");
-            assert_eq!(r.stage, RecordStage::Holding);
-            assert!(r.pending.is_empty());
-            assert_eq!(r.holds, ["nf_conntrack", "ip_vs", "ip_vs_wrr"]);
-            let out = s
-                .release(&k, "b", Unload::OnLastRelease)
-                .expect("release")
-                .expect("had a record");
-            assert_eq!(out.unloaded, ["ip_vs_wrr", "ip_vs"], "never nf_conntrack");
-            assert!(s
-                .release(&k, "b", Unload::OnLastRelease)
-                .expect("again")
-                .is_none());
-        });
+        let mut c = t.claim("b", &CLOSURE);
+        c.begin_load("prestart", &["ip_vs_wrr".into()], &plan)
+            .expect("begin");
+        c.finish_load(&report(&[], &["nf_conntrack", "ip_vs", "ip_vs_wrr"]))
+            .expect("finish");
+        let r = c.record().expect("record");
+        assert_eq!(r.stage, RecordStage::Holding);
+        assert!(r.pending.is_empty());
+        assert_eq!(r.holds, ["nf_conntrack", "ip_vs", "ip_vs_wrr"]);
+        drop(c);
+        let out = t
+            .claim("b", &[])
+            .release(&k, Unload::OnLastRelease)
+            .expect("release")
+            .expect("had a record");
+        assert_eq!(out.unloaded, ["ip_vs_wrr", "ip_vs"], "never nf_conntrack");
+        assert!(t
+            .claim("b", &[])
+            .release(&k, Unload::OnLastRelease)
+            .expect("again")
+            .is_none());
         assert_eq!(k.deleted(), ["ip_vs_wrr", "ip_vs"]);
         assert_eq!(k.live(), ["nf_conntrack"]);
+    }
+
+    #[test]
+    fn a_hook_recovers_what_a_dead_hook_left_in_the_modules_it_names() {
+        let t = TempRoot::new();
+        let k = FakeKernel::new(&t.root);
+        let plan = t.plan_inserting(&["dummy", "ip_vs"], &[]);
+        {
+            let mut c = t.claim("dead", &["dummy", "ip_vs"]);
+            c.begin_load("prestart", &[], &plan).expect("begin");
+        }
+        k.set_live(&["dummy", "ip_vs"]);
+        // Names only dummy: recovers dummy, leaves ip_vs for whoever names it.
+        let c = t.claim("next", &["dummy"]);
+        assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+        assert!(c.warnings[0].contains("container dead: its hook died"));
+        drop(c);
+        let mut s = super::super::store::Store::open(&t.root).expect("store");
+        assert_eq!(s.owned("dummy").expect("owned").expect("dummy").by, "dead");
+        assert!(s.owned("ip_vs").expect("owned").is_none());
+        let r = s
+            .record(&modgate_core::record::record_key("dead"))
+            .expect("read")
+            .expect("still there");
+        assert_eq!(r.pending, mns(&["ip_vs"]));
+        // A live hook's pending entry is left alone: its container lock is held.
+        let plan = t.plan_inserting(&["veth"], &[]);
+        let mut live = t.claim("live", &["veth"]);
+        live.begin_load("prestart", &[], &plan).expect("begin");
+        let other = std::thread::spawn({
+            let root = t.root.clone();
+            move || {
+                // Waits for veth's lock, which `live` holds until it is dropped.
+                let c = Claim::acquire(
+                    &root,
+                    Some(super::super::Identity {
+                        id: "other",
+                        bundle: "/b",
+                    }),
+                    &["veth"],
+                    true,
+                )
+                .expect("claim");
+                c.warnings.len()
+            }
+        });
+        k.set_live(&["veth"]);
+        live.finish_load(&report(&["veth"], &[])).expect("finish");
+        drop(live);
+        assert_eq!(other.join().expect("thread"), 0, "nothing to recover");
+    }
+
+    #[test]
+    fn a_same_id_from_another_bundle_is_refused_and_releases_nothing() {
+        let t = TempRoot::new();
+        let k = FakeKernel::new(&t.root);
+        k.set_live(&["dummy"]);
+        let plan = t.plan_inserting(&[], &["dummy"]);
+        let mut c = t.claim("c1", &["dummy"]);
+        c.begin_load("prestart", &[], &plan).expect("begin");
+        c.finish_load(&report(&["dummy"], &[])).expect("finish");
+        drop(c);
+        let other = super::super::Identity {
+            id: "c1",
+            bundle: "/elsewhere/c1",
+        };
+        let mut c = Claim::acquire(&t.root, Some(other), &["dummy"], true).expect("claim");
+        let e = c.begin_load("prestart", &[], &plan).expect_err("refused");
+        let line = modgate_core::error_line(&e);
+        assert!(
+            line.contains("container \"c1\" of bundle /elsewhere/c1 is already recorded for bundle /bundles/c1"),
+            "{line}"
+        );
+        drop(c);
+        let mut c = Claim::acquire(&t.root, Some(other), &[], true).expect("claim");
+        assert!(c
+            .release(&k, Unload::OnLastRelease)
+            .expect("release")
+            .is_none());
+        drop(c);
+        assert!(k.deleted().is_empty());
+        let st = t.with_session(|s| s.status());
+        assert_eq!(st.containers.len(), 1);
+        assert_eq!(st.modules[0].holders, ["c1"]);
+        let out = t
+            .claim("c1", &[])
+            .release(&k, Unload::OnLastRelease)
+            .expect("release")
+            .expect("its own");
+        assert_eq!(out.unloaded, ["dummy"]);
     }
 
     #[test]
@@ -319,13 +543,15 @@ mod tests {
             rolled_back: Vec::new(),
             left: vec!["ip_vs".into()],
         };
+        let mut c = t.claim("a", &["ip_vs", "ip_vs_wrr"]);
+        c.begin_load("prestart", &[], &plan).expect("begin");
+        c.abort_load(&err).expect("abort");
+        assert!(c.record().is_none());
+        drop(c);
         t.with_session(|s| {
-            s.begin_load("a", "prestart", &[], &plan).expect("begin");
-            s.abort_load("a", &err).expect("abort");
-            assert!(s.record("a").is_none());
+            assert!(s.records.is_empty());
             assert_eq!(s.ledger().modules["ip_vs"].by, "a");
             assert_eq!(s.ledger().modules["ip_vs"].instance, k.instance("ip_vs"));
         });
-        assert!(t.with_session(|s| s.records.is_empty()));
     }
 }

@@ -2,7 +2,7 @@
 //! under the host lock belongs to a hook that died, and the ledger is checked against
 //! the kernel, so that modgate never removes a module that is no longer its own.
 
-use modgate_core::record::{ContainerRecord, Ledger};
+use modgate_core::record::{ContainerRecord, Ledger, Owned};
 
 use crate::kernel::{Kernel, ModState};
 
@@ -35,22 +35,27 @@ pub enum Disowned {
     Reloaded,
 }
 
+/// Whether an owned module is still the load modgate inserted: `Some` says why not.
+pub fn reconcile_one(owned: &Owned, name: &str, kernel: &dyn Kernel) -> Option<Disowned> {
+    if kernel.state(name) != ModState::Live {
+        return Some(Disowned::NotLive);
+    }
+    match (owned.instance, kernel.instance(name)) {
+        (Some(was), Some(now)) if was != now => Some(Disowned::Reloaded),
+        _ => None,
+    }
+}
+
 /// Brings the ledger in line with the kernel: drops modules no longer live, or live
 /// from a later load than ours.
 pub fn reconcile(ledger: &mut Ledger, kernel: &dyn Kernel) -> Vec<(String, Disowned)> {
     let mut dropped = Vec::new();
     for (name, owned) in ledger.modules.iter_mut() {
-        if kernel.state(name.as_str()) != ModState::Live {
-            dropped.push((name.to_string(), Disowned::NotLive));
-            continue;
-        }
-        match (owned.instance, kernel.instance(name.as_str())) {
-            (Some(was), Some(now)) if was != now => {
-                dropped.push((name.to_string(), Disowned::Reloaded))
-            }
+        match reconcile_one(owned, name.as_str(), kernel) {
+            Some(why) => dropped.push((name.to_string(), why)),
             // Not known at insertion (the entry appeared late): learn it now.
-            (None, now) => owned.instance = now,
-            _ => {}
+            None if owned.instance.is_none() => owned.instance = kernel.instance(name.as_str()),
+            None => {}
         }
     }
     for (name, _) in &dropped {

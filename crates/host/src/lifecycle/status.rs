@@ -92,7 +92,13 @@ fn strings(names: &[modgate_core::ModuleName]) -> Vec<String> {
 
 impl Session<'_> {
     pub fn status(&self) -> StatusReport {
-        StatusReport::build(self.store.ledger(), &self.records, &self.kernel())
+        StatusReport::build(&self.ledger, &self.records, &self.kernel())
+    }
+
+    /// The status and the store's counters in the Prometheus text format.
+    pub fn prometheus(&self) -> String {
+        let counters = super::metrics::read(self.store.dir());
+        super::metrics::prometheus(&self.status(), &counters)
     }
 }
 

@@ -1,9 +1,19 @@
 //! The state store, `ROOT/run/modgate` (a tmpfs in production: empty after a reboot,
-//! like the kernel's module list): `modules.json`, the ledger of modules modgate
-//! inserted, and `containers/ID.json`, one record per container. Every change is made
-//! under the host lock, every write is atomic (temp file, fsync, rename, fsync of the
-//! directory), and a file that does not parse is moved to `corrupt/` with a warning:
-//! a damaged record never stops a hook.
+//! like the kernel's module list). Laid out so that a hook reads and writes only its
+//! own container and the modules it names, whatever the number of containers:
+//!
+//! - `containers/KEY.json`: one record per container, KEY the SHA-256 of its id
+//!   ([`record_key`]); `containers/KEY.lock`, the container's lock;
+//! - `modules/NAME/owned.json`: present when modgate inserted NAME (its ledger entry);
+//!   `modules/NAME/holders/KEY`: one empty file per container holding NAME;
+//!   `modules/NAME/pending/KEY`: one per hook about to insert NAME (written before the
+//!   insertion, gone when the load is recorded); `modules/NAME/lock`, the module's lock;
+//! - `seq`: the insertion counter (newest is removed first).
+//!
+//! A record is changed only under its container's lock, a module's files only under the
+//! module's lock; every file write is atomic (temp file, fsync, rename, fsync of the
+//! directory). A file that does not parse is moved to `corrupt/` with a warning: a
+//! damaged record never stops a hook.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -11,19 +21,21 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use modgate_core::record::{record_key, ContainerRecord, Ledger, MAX_DOC_BYTES};
+use modgate_core::record::{record_key, ContainerRecord, DocError, Owned, MAX_DOC_BYTES};
+use modgate_core::ModuleName;
 
-use crate::lock::{state_dir, HostLock, LockError};
+use crate::lock::{state_dir, FileLock, LockError};
 use crate::root::Root;
 
-pub const LEDGER: &str = "modules.json";
 pub const CONTAINERS: &str = "containers";
+pub const MODULES: &str = "modules";
 pub const CORRUPT: &str = "corrupt";
+pub const OWNED: &str = "owned.json";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     #[error(transparent)]
-    Dir(#[from] LockError),
+    Lock(#[from] LockError),
     #[error("state store: cannot {action} {}", path.display())]
     Io {
         action: &'static str,
@@ -31,9 +43,21 @@ pub enum StateError {
         #[source]
         source: io::Error,
     },
+    #[error("state store: cannot record container {id:?}")]
+    Record {
+        id: String,
+        #[source]
+        source: DocError,
+    },
+    #[error("container {id:?} of bundle {ours} is already recorded for bundle {theirs}: ids must be unique across runtimes and namespaces on one host")]
+    IdInUse {
+        id: String,
+        ours: String,
+        theirs: String,
+    },
 }
 
-fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StateError {
+pub(super) fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StateError {
     let path = path.to_path_buf();
     move |source| StateError::Io {
         action,
@@ -50,15 +74,25 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// The store, open for changes: only while the host lock is held.
-pub struct Store<'l> {
-    dir: PathBuf,
-    ledger: Ledger,
-    warnings: Vec<String>,
-    _lock: &'l HostLock,
+/// Which list of a module a container is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum List {
+    /// It holds the module.
+    Holders,
+    /// Its hook is about to insert the module.
+    Pending,
 }
 
-/// Whether a container has a record, without the lock: the poststop of a container
+impl List {
+    fn dir(self) -> &'static str {
+        match self {
+            List::Holders => "holders",
+            List::Pending => "pending",
+        }
+    }
+}
+
+/// Whether a container has a record, without any lock: the poststop of a container
 /// that asked for nothing (nearly all of them) stops here.
 pub fn has_record(root: &Root, id: &str) -> bool {
     root.path("run/modgate")
@@ -68,52 +102,26 @@ pub fn has_record(root: &Root, id: &str) -> bool {
         .is_ok()
 }
 
-impl<'l> Store<'l> {
-    pub fn open(root: &Root, lock: &'l HostLock) -> Result<Self, StateError> {
+/// The files of the store. It takes no lock itself: callers hold the ones that cover
+/// what they touch.
+pub struct Store {
+    dir: PathBuf,
+    warnings: Vec<String>,
+}
+
+impl Store {
+    pub fn open(root: &Root) -> Result<Self, StateError> {
         let dir = state_dir(root)?;
-        let records = dir.join(CONTAINERS);
-        mkdir(&records)?;
-        let mut store = Store {
+        mkdir(&dir.join(CONTAINERS))?;
+        mkdir(&dir.join(MODULES))?;
+        Ok(Store {
             dir,
-            ledger: Ledger::default(),
             warnings: Vec::new(),
-            _lock: lock,
-        };
-        // A writer killed between its temp file and the rename leaves the temp file;
-        // under the lock no write is in flight, so any temp file is such a leftover.
-        for d in [store.dir.clone(), records] {
-            for e in std::fs::read_dir(&d).map_err(io_err("read", &d))?.flatten() {
-                let name = e.file_name().to_string_lossy().into_owned();
-                if name.starts_with('.') && name.ends_with(".tmp") {
-                    let _ = std::fs::remove_file(e.path());
-                }
-            }
-        }
-        let path = store.dir.join(LEDGER);
-        if let Some(bytes) = store.read(&path)? {
-            match Ledger::parse(&bytes) {
-                Ok(l) => store.ledger = l,
-                // Without the ledger modgate owns nothing, so it removes nothing: safe.
-                Err(e) => store.set_aside(&path, &e.to_string())?,
-            }
-        }
-        Ok(store)
+        })
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
-    }
-
-    pub fn ledger(&self) -> &Ledger {
-        &self.ledger
-    }
-
-    pub fn ledger_mut(&mut self) -> &mut Ledger {
-        &mut self.ledger
-    }
-
-    pub fn save_ledger(&self) -> Result<(), StateError> {
-        write_atomic(&self.dir, LEDGER, &self.ledger.render())
     }
 
     /// Warnings gathered so far (damaged files moved aside), emptied.
@@ -121,30 +129,63 @@ impl<'l> Store<'l> {
         std::mem::take(&mut self.warnings)
     }
 
-    fn record_path(&self, id: &str) -> PathBuf {
-        self.dir
-            .join(CONTAINERS)
-            .join(format!("{}.json", record_key(id)))
+    fn record_path(&self, key: &str) -> PathBuf {
+        self.dir.join(CONTAINERS).join(format!("{key}.json"))
+    }
+
+    fn module_dir(&self, m: &str) -> PathBuf {
+        self.dir.join(MODULES).join(m)
+    }
+
+    pub fn container_lock(&self, key: &str) -> Result<FileLock, StateError> {
+        Ok(FileLock::acquire(
+            &self.dir.join(CONTAINERS).join(format!("{key}.lock")),
+        )?)
+    }
+
+    /// The lock of a container whose hook may have died: `None` while a hook holds it.
+    pub fn try_container_lock(&self, key: &str) -> Result<Option<FileLock>, StateError> {
+        Ok(FileLock::try_acquire(
+            &self.dir.join(CONTAINERS).join(format!("{key}.lock")),
+        )?)
+    }
+
+    /// A module's lock: exclusive to insert, recover or remove it; shared to add or
+    /// drop a holder entry of a module that is live.
+    pub fn module_lock(&self, m: &str, exclusive: bool) -> Result<FileLock, StateError> {
+        let d = self.module_dir(m);
+        mkdir(&d)?;
+        Ok(FileLock::acquire_as(&d.join("lock"), exclusive)?)
+    }
+
+    /// The record stored under `key`, checked to be the one for that key.
+    pub fn record(&mut self, key: &str) -> Result<Option<ContainerRecord>, StateError> {
+        let path = self.record_path(key);
+        let Some(bytes) = self.read(&path)? else {
+            return Ok(None);
+        };
+        match ContainerRecord::parse(&bytes, key) {
+            Ok(r) => Ok(Some(r)),
+            Err(e) => {
+                self.set_aside(&path, &e.to_string())?;
+                Ok(None)
+            }
+        }
     }
 
     /// Every readable record, sorted by id; damaged ones are moved aside.
     pub fn records(&mut self) -> Result<Vec<ContainerRecord>, StateError> {
         let d = self.dir.join(CONTAINERS);
-        let mut names: Vec<String> = std::fs::read_dir(&d)
-            .map_err(io_err("read", &d))?
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| !n.starts_with('.'))
-            .collect();
-        names.sort();
         let mut out = Vec::new();
-        for name in names {
-            let path = d.join(&name);
+        for name in list(&d)? {
+            if name.ends_with(".lock") {
+                continue;
+            }
             let Some(key) = name.strip_suffix(".json") else {
-                self.set_aside(&path, "not a record file name")?;
+                self.set_aside(&d.join(&name), "not a record file name")?;
                 continue;
             };
-            if let Some(r) = self.load_record(&path, key)? {
+            if let Some(r) = self.record(key)? {
                 out.push(r);
             }
         }
@@ -152,40 +193,183 @@ impl<'l> Store<'l> {
         Ok(out)
     }
 
-    pub fn record(&mut self, id: &str) -> Result<Option<ContainerRecord>, StateError> {
-        let path = self.record_path(id);
-        self.load_record(&path, &record_key(id))
+    pub fn put_record(&self, record: &ContainerRecord) -> Result<(), StateError> {
+        let bytes = record.render().map_err(|source| StateError::Record {
+            id: record.id.clone(),
+            source,
+        })?;
+        let name = format!("{}.json", record_key(&record.id));
+        write_atomic(&self.dir.join(CONTAINERS), &name, &bytes)
     }
 
-    fn load_record(
-        &mut self,
-        path: &Path,
-        key: &str,
-    ) -> Result<Option<ContainerRecord>, StateError> {
-        let Some(bytes) = self.read(path)? else {
+    pub fn remove_record(&self, id: &str) -> Result<(), StateError> {
+        remove(&self.record_path(&record_key(id)))
+    }
+
+    /// The ledger entry of a module: `Some` when modgate inserted it.
+    pub fn owned(&mut self, m: &str) -> Result<Option<Owned>, StateError> {
+        let path = self.module_dir(m).join(OWNED);
+        let Some(bytes) = self.read(&path)? else {
             return Ok(None);
         };
-        match ContainerRecord::parse(&bytes, key) {
-            Ok(r) => Ok(Some(r)),
+        match Owned::parse(&bytes) {
+            Ok(o) => Ok(Some(o)),
+            // Without its entry modgate does not own the module, so it never removes it.
             Err(e) => {
-                self.set_aside(path, &format!("{e}"))?;
+                self.set_aside(&path, &e.to_string())?;
                 Ok(None)
             }
         }
     }
 
-    pub fn put(&self, record: &ContainerRecord) -> Result<(), StateError> {
-        let name = format!("{}.json", record_key(&record.id));
-        write_atomic(&self.dir.join(CONTAINERS), &name, &record.render())
+    pub fn put_owned(&self, m: &str, owned: &Owned) -> Result<(), StateError> {
+        let d = self.module_dir(m);
+        mkdir(&d)?;
+        write_atomic(&d, OWNED, &owned.render())
     }
 
-    pub fn remove(&self, id: &str) -> Result<(), StateError> {
-        let path = self.record_path(id);
-        match std::fs::remove_file(&path) {
-            Ok(()) => sync_dir(&self.dir.join(CONTAINERS)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(io_err("remove", &path)(e)),
+    pub fn remove_owned(&self, m: &str) -> Result<(), StateError> {
+        remove(&self.module_dir(m).join(OWNED))
+    }
+
+    /// Every module the store has a directory for, sorted.
+    pub fn modules(&mut self) -> Result<Vec<ModuleName>, StateError> {
+        let d = self.dir.join(MODULES);
+        let mut out = Vec::new();
+        for name in list(&d)? {
+            match ModuleName::parse(&name) {
+                Ok(m) if m.as_str() == name => out.push(m),
+                _ => {
+                    let path = d.join(&name);
+                    let _ = std::fs::remove_dir_all(&path);
+                    let msg = format!(
+                        "state store: {} is not a module's directory; removed",
+                        path.display()
+                    );
+                    tracing::warn!("{msg}");
+                    self.warnings.push(msg);
+                }
+            }
         }
+        Ok(out)
+    }
+
+    pub fn add_to(&self, list: List, m: &str, key: &str) -> Result<(), StateError> {
+        let d = self.module_dir(m).join(list.dir());
+        mkdir(&d)?;
+        let path = d.join(key);
+        OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&path)
+            .map_err(io_err("create", &path))?;
+        sync_dir(&d)
+    }
+
+    pub fn remove_from(&self, list: List, m: &str, key: &str) -> Result<(), StateError> {
+        remove(&self.module_dir(m).join(list.dir()).join(key))
+    }
+
+    /// The keys in a module's list, unsorted; `first` stops after one.
+    pub fn keys(&self, list: List, m: &str, first: bool) -> Result<Vec<String>, StateError> {
+        let d = self.module_dir(m).join(list.dir());
+        let entries = match std::fs::read_dir(&d) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io_err("read", &d)(e)),
+        };
+        let mut out = Vec::new();
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                continue;
+            }
+            out.push(name);
+            if first {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes a module's directory: only under the exclusive host lock, when nothing
+    /// of it is left (not owned, held by nobody).
+    pub fn forget_module(&self, m: &str) -> Result<(), StateError> {
+        let d = self.module_dir(m);
+        match std::fs::remove_dir_all(&d) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err("remove", &d)(e)),
+        }
+    }
+
+    /// Removes a container's lock file: only under the exclusive host lock, when no
+    /// hook holds it.
+    pub fn remove_container_lock(&self, key: &str) -> Result<(), StateError> {
+        remove(&self.dir.join(CONTAINERS).join(format!("{key}.lock")))
+    }
+
+    /// Removes the lock files of containers without a record: only under the exclusive
+    /// host lock, when no hook holds one.
+    pub fn remove_container_locks_except(
+        &self,
+        keep: &std::collections::BTreeSet<String>,
+    ) -> Result<(), StateError> {
+        let d = self.dir.join(CONTAINERS);
+        for name in list(&d)? {
+            if let Some(key) = name.strip_suffix(".lock") {
+                if !keep.contains(key) {
+                    remove(&d.join(&name))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The next insertion number: a counter in `seq`, under its own short lock, since
+    /// hooks inserting different modules run side by side.
+    pub fn next_seq(&mut self) -> Result<u64, StateError> {
+        let _lock = FileLock::acquire(&self.dir.join("seq.lock"))?;
+        let last = self.current_seq()?;
+        let next = last + 1;
+        write_atomic(&self.dir, "seq", format!("{next}\n").as_bytes())?;
+        Ok(next)
+    }
+
+    /// The last insertion number given out.
+    pub fn current_seq(&mut self) -> Result<u64, StateError> {
+        let path = self.dir.join("seq");
+        Ok(match self.read(&path)? {
+            Some(b) => String::from_utf8_lossy(&b)
+                .trim()
+                .parse::<u64>()
+                .unwrap_or(0),
+            None => 0,
+        })
+    }
+
+    /// Temp files left by writers that were killed between the write and the rename.
+    /// Only with the exclusive host lock: then no write is in flight.
+    pub fn remove_leftovers(&mut self) -> Result<(), StateError> {
+        let mut dirs = vec![self.dir.clone(), self.dir.join(CONTAINERS)];
+        for m in list(&self.dir.join(MODULES))? {
+            dirs.push(self.dir.join(MODULES).join(m));
+        }
+        for d in dirs {
+            let Ok(entries) = std::fs::read_dir(&d) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.starts_with('.') && name.ends_with(".tmp") {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+        Ok(())
     }
 
     /// A file's bytes; `None` when it does not exist. A symlink, a special file or an
@@ -217,7 +401,7 @@ impl<'l> Store<'l> {
     }
 
     /// Moves a damaged file to `corrupt/NAME.MILLIS` and warns.
-    fn set_aside(&mut self, path: &Path, why: &str) -> Result<(), StateError> {
+    pub(super) fn set_aside(&mut self, path: &Path, why: &str) -> Result<(), StateError> {
         let corrupt = self.dir.join(CORRUPT);
         mkdir(&corrupt)?;
         let name = path
@@ -225,7 +409,12 @@ impl<'l> Store<'l> {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let to = corrupt.join(format!("{name}.{}", now_ms()));
-        std::fs::rename(path, &to).map_err(io_err("move aside", path))?;
+        match std::fs::rename(path, &to) {
+            Ok(()) => {}
+            // Another hook set it aside first.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io_err("move aside", path)(e)),
+        }
         if let Some(parent) = path.parent() {
             sync_dir(parent)?;
         }
@@ -238,6 +427,32 @@ impl<'l> Store<'l> {
         tracing::warn!("{msg}");
         self.warnings.push(msg);
         Ok(())
+    }
+}
+
+/// The names in a directory, sorted, hidden ones left out.
+fn list(d: &Path) -> Result<Vec<String>, StateError> {
+    let mut names: Vec<String> = match std::fs::read_dir(d) {
+        Ok(e) => e
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with('.'))
+            .collect(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(io_err("read", d)(e)),
+    };
+    names.sort();
+    Ok(names)
+}
+
+fn remove(path: &Path) -> Result<(), StateError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => match path.parent() {
+            Some(d) => sync_dir(d),
+            None => Ok(()),
+        },
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_err("remove", path)(e)),
     }
 }
 
@@ -256,7 +471,7 @@ fn sync_dir(dir: &Path) -> Result<(), StateError> {
 }
 
 /// Writes `dir/name` so that a reader, or a crash, sees the old bytes or the new ones.
-/// The temp name is fixed: the host lock means one writer.
+/// The temp name is fixed: the lock covering the file means one writer.
 fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), StateError> {
     let tmp = dir.join(format!(".{name}.tmp"));
     let mut f = OpenOptions::new()
@@ -278,7 +493,7 @@ fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), StateError> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lifecycle::testing::{mn, mns};
+    use crate::lifecycle::testing::mns;
     use modgate_core::record::RecordStage;
 
     fn setup() -> (tempfile::TempDir, Root) {
@@ -288,48 +503,99 @@ mod tests {
     }
 
     #[test]
-    fn records_and_ledger_round_trip() {
+    fn records_owned_entries_and_lists_round_trip() {
         let (_t, root) = setup();
-        let lock = HostLock::acquire(&root).expect("lock");
-        let mut s = Store::open(&root, &lock).expect("open");
+        let mut s = Store::open(&root).expect("open");
         let mut r = ContainerRecord::new("a/b", RecordStage::Holding);
         r.holds = mns(&["ip_vs"]);
-        s.put(&r).expect("put");
+        s.put_record(&r).expect("put");
         assert!(has_record(&root, "a/b"));
-        s.ledger_mut().insert(&mn("ip_vs"), "a/b", 5, None);
-        s.save_ledger().expect("save");
-        drop(s);
-        let mut s = Store::open(&root, &lock).expect("open");
-        assert!(s.ledger().owns("ip_vs"));
-        assert_eq!(s.record("a/b").expect("read"), Some(r.clone()));
+        let o = Owned {
+            loaded_at: 5,
+            by: "a/b".into(),
+            seq: s.next_seq().expect("seq"),
+            instance: None,
+        };
+        s.put_owned("ip_vs", &o).expect("owned");
+        s.add_to(List::Holders, "ip_vs", &record_key("a/b"))
+            .expect("add");
+        let mut s = Store::open(&root).expect("open");
+        assert_eq!(s.owned("ip_vs").expect("read"), Some(o));
+        assert_eq!(s.next_seq().expect("seq"), 2);
+        assert_eq!(s.record(&record_key("a/b")).expect("read"), Some(r.clone()));
         assert_eq!(s.records().expect("list"), [r]);
-        s.remove("a/b").expect("remove");
-        s.remove("a/b").expect("removing twice is fine");
+        assert_eq!(
+            s.keys(List::Holders, "ip_vs", false).expect("keys"),
+            [record_key("a/b")]
+        );
+        assert_eq!(s.modules().expect("modules"), mns(&["ip_vs"]));
+        s.remove_record("a/b").expect("remove");
+        s.remove_record("a/b").expect("removing twice is fine");
+        s.remove_from(List::Holders, "ip_vs", &record_key("a/b"))
+            .expect("rm");
+        assert!(s.keys(List::Holders, "ip_vs", true).expect("k").is_empty());
         assert!(!has_record(&root, "a/b"));
         assert!(s.take_warnings().is_empty());
     }
 
     #[test]
+    fn a_record_for_another_id_or_past_the_limits_is_damaged() {
+        let (t, root) = setup();
+        let mut s = Store::open(&root).expect("open");
+        let dir = t.path().join("run/modgate/containers");
+        // ctr2's record under ctr1's name.
+        let other = ContainerRecord::new("ctr2", RecordStage::Holding);
+        let k1 = record_key("ctr1");
+        std::fs::write(
+            dir.join(format!("{k1}.json")),
+            other.render().expect("render"),
+        )
+        .expect("write");
+        assert_eq!(s.record(&k1).expect("read"), None);
+        // An id past the limit is neither written nor read.
+        let long = ContainerRecord::new(
+            &"x".repeat(modgate_core::record::MAX_ID_BYTES + 1),
+            RecordStage::Holding,
+        );
+        let e = s.put_record(&long).expect_err("too long");
+        assert!(
+            modgate_core::error_line(&e).contains("more than 1024"),
+            "{e}"
+        );
+        let w = s.take_warnings();
+        assert!(
+            w.len() == 1 && w[0].contains("another container's file name"),
+            "{w:?}"
+        );
+    }
+
+    #[test]
     fn damaged_files_are_moved_aside_with_a_warning() {
         let (t, root) = setup();
-        let lock = HostLock::acquire(&root).expect("lock");
         let dir = t.path().join("run/modgate");
         std::fs::create_dir_all(dir.join(CONTAINERS)).expect("mkdir");
-        std::fs::write(dir.join(LEDGER), "{garbage").expect("write");
+        std::fs::create_dir_all(dir.join("modules/dummy")).expect("mkdir");
+        std::fs::write(dir.join("modules/dummy/owned.json"), "{garbage").expect("write");
         std::fs::write(dir.join("containers/bad.json"), "\0\0").expect("write");
         std::fs::write(dir.join("containers/odd"), "{}").expect("write");
         std::os::unix::fs::symlink("/etc/passwd", dir.join("containers/link.json"))
             .expect("symlink");
-        std::fs::write(dir.join("containers/.good.json.tmp"), "half").expect("write");
         let good = ContainerRecord::new("good", RecordStage::Holding);
-        std::fs::write(dir.join("containers/good.json"), good.render()).expect("write");
+        let gk = record_key("good");
+        std::fs::write(dir.join(format!("containers/.{gk}.json.tmp")), "half").expect("write");
+        std::fs::write(
+            dir.join(format!("containers/{gk}.json")),
+            good.render().expect("render"),
+        )
+        .expect("write");
 
-        let mut s = Store::open(&root, &lock).expect("open");
-        assert_eq!(s.ledger(), &Ledger::default());
+        let mut s = Store::open(&root).expect("open");
+        s.remove_leftovers().expect("leftovers");
+        assert_eq!(s.owned("dummy").expect("read"), None);
         assert_eq!(s.records().expect("list"), [good]);
         let w = s.take_warnings();
         assert_eq!(w.len(), 4, "{w:?}");
-        assert!(w[0].contains("modules.json is damaged"), "{w:?}");
+        assert!(w[0].contains("owned.json is damaged"), "{w:?}");
         assert!(w
             .iter()
             .any(|m| m.contains("link.json is damaged (a symbolic link)")));
@@ -339,7 +605,7 @@ mod tests {
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .collect();
         assert_eq!(aside.len(), 4, "{aside:?}");
-        assert!(!dir.join("containers/.good.json.tmp").exists());
+        assert!(!dir.join(format!("containers/.{gk}.json.tmp")).exists());
         assert!(
             std::fs::read_to_string("/etc/passwd").is_ok(),
             "target untouched"

@@ -5,7 +5,7 @@ use modgate_core::record::{ContainerRecord, Ledger, RecordStage};
 use modgate_core::ModuleName;
 
 use super::unload::Candidate;
-use super::Session;
+use super::{Claim, Identity, Session};
 use crate::lock::HostLock;
 use crate::root::Root;
 
@@ -25,6 +25,21 @@ impl TempRoot {
         let lock = HostLock::acquire(&self.root).expect("lock");
         let mut s = Session::open(&self.root, &lock).expect("session");
         f(&mut s)
+    }
+
+    /// A hook's claim for container `id` (bundle `/bundles/ID`) and `modules`.
+    pub fn claim(&self, id: &str, modules: &[&str]) -> Claim {
+        let bundle = format!("/bundles/{id}");
+        Claim::acquire(
+            &self.root,
+            Some(Identity {
+                id,
+                bundle: &bundle,
+            }),
+            modules,
+            true,
+        )
+        .expect("claim")
     }
 
     /// A plan that inserts `insert` and finds `loaded` live.

@@ -236,7 +236,7 @@ impl Session<'_> {
         force: bool,
         closure_of: &dyn Fn(&str) -> Vec<String>,
     ) -> Result<(UnloadAsk, Unloaded), StateError> {
-        let ask = unload_ask(self.store.ledger(), &self.records, names, force, closure_of);
+        let ask = unload_ask(&self.ledger, &self.records, names, force, closure_of);
         for w in &ask.warnings {
             tracing::warn!("{w}");
         }
@@ -264,14 +264,15 @@ impl Session<'_> {
         for (m, why) in &u.left {
             tracing::warn!(module = %m, "left loaded: {why}; modgate gc tries again");
         }
-        let ledger = self.store.ledger_mut();
-        let before = ledger.modules.len();
         for m in u.removed.iter().chain(&u.gone) {
-            ledger.modules.remove(m.as_str());
+            self.ledger.modules.remove(m.as_str());
+            self.store.remove_owned(m)?;
         }
-        if ledger.modules.len() != before {
-            self.store.save_ledger()?;
-        }
+        super::metrics::bump(
+            self.store.dir(),
+            super::metrics::Counter::Unloaded,
+            u.removed.len() as u64,
+        );
         Ok(u)
     }
 }
