@@ -23,25 +23,7 @@ fn json(o: &Output) -> Vec<serde_json::Value> {
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", text(&o.stdout), text(&o.stderr)))
 }
 
-/// The real kernel tree of `scripts/fetch-kernel`, when the environment names one.
-fn real_tree() -> Option<(String, String)> {
-    match (
-        std::env::var("MODGATE_KERNEL_ROOT"),
-        std::env::var("MODGATE_KERNEL_RELEASE"),
-    ) {
-        (Ok(root), Ok(kv)) => Some((root, kv)),
-        _ => {
-            assert!(
-                std::env::var_os("MODGATE_REQUIRE_REAL").is_none(),
-                "MODGATE_REQUIRE_REAL is set but MODGATE_KERNEL_ROOT/RELEASE are not"
-            );
-            eprintln!(
-                "skipped: no real kernel tree (set MODGATE_KERNEL_ROOT and MODGATE_KERNEL_RELEASE)"
-            );
-            None
-        }
-    }
-}
+use modgate_testkit::real_tree;
 
 fn have_openssl() -> bool {
     let ok = Command::new("openssl")

@@ -127,25 +127,7 @@ fn without_a_file_the_default_applies() {
         .all(|l| l.ends_with("# built-in default policy")));
 }
 
-/// The real kernel tree of `scripts/fetch-kernel`, when the environment names one.
-fn real_tree() -> Option<(String, String)> {
-    match (
-        std::env::var("MODGATE_KERNEL_ROOT"),
-        std::env::var("MODGATE_KERNEL_RELEASE"),
-    ) {
-        (Ok(root), Ok(kv)) => Some((root, kv)),
-        _ => {
-            assert!(
-                std::env::var_os("MODGATE_REQUIRE_REAL").is_none(),
-                "MODGATE_REQUIRE_REAL is set but MODGATE_KERNEL_ROOT/RELEASE are not"
-            );
-            eprintln!(
-                "skipped: no real kernel tree (set MODGATE_KERNEL_ROOT and MODGATE_KERNEL_RELEASE)"
-            );
-            None
-        }
-    }
-}
+use modgate_testkit::real_tree;
 
 #[test]
 fn every_module_the_default_allows_by_name_loads_with_its_closure_on_a_real_kernel() {

@@ -77,3 +77,25 @@ pub fn run_with_stdin(cmd: &mut Command, stdin: &str) -> Output {
     }
     child.wait_with_output().expect("wait")
 }
+
+/// The real kernel tree `scripts/fetch-kernel` unpacked, as `(root, release)`, when the
+/// environment names one (`MODGATE_KERNEL_ROOT`, `MODGATE_KERNEL_RELEASE`). Without it a
+/// test skips, saying so, unless `MODGATE_REQUIRE_REAL` is set: then it fails.
+pub fn real_tree() -> Option<(String, String)> {
+    match (
+        std::env::var("MODGATE_KERNEL_ROOT"),
+        std::env::var("MODGATE_KERNEL_RELEASE"),
+    ) {
+        (Ok(root), Ok(kv)) => Some((root, kv)),
+        _ => {
+            assert!(
+                std::env::var_os("MODGATE_REQUIRE_REAL").is_none(),
+                "MODGATE_REQUIRE_REAL is set but MODGATE_KERNEL_ROOT/RELEASE are not"
+            );
+            eprintln!(
+                "skipped: no real kernel tree (set MODGATE_KERNEL_ROOT and MODGATE_KERNEL_RELEASE)"
+            );
+            None
+        }
+    }
+}
