@@ -9,7 +9,11 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def modgate():
-    """Builds and returns the static release binary (the one `make install` ships)."""
+    """Builds and returns the static release binary (the one `make install` ships), or
+    the binary MODGATE_BENCH_BIN names (to compare builds on the same machine)."""
+    given = os.environ.get("MODGATE_BENCH_BIN")
+    if given:
+        return given
     return subprocess.check_output([f"{REPO}/scripts/build-static"], text=True).strip()
 
 
