@@ -231,20 +231,24 @@ impl Claim {
             } else {
                 self.store.put_record(&r)?;
             }
-            metrics::bump(self.store.dir(), Counter::Recovered, 1);
-            let msg = format!(
-                "container {}: its hook died while loading; recorded as modgate's, held by nobody: {}",
-                r.id,
-                if adopted.is_empty() {
-                    "none".to_string()
-                } else {
-                    adopted.join(",")
-                }
-            );
-            tracing::warn!("{msg}");
-            self.warnings.push(msg);
+            self.report_dead_load(&r.id, &adopted);
         }
         Ok(())
+    }
+
+    /// Counts and tells of a load whose hook died, with what it left that is now modgate's.
+    fn report_dead_load(&mut self, id: &str, adopted: &[String]) {
+        metrics::bump(self.store.dir(), Counter::Recovered, 1);
+        let left = if adopted.is_empty() {
+            "none".to_string()
+        } else {
+            adopted.join(",")
+        };
+        let msg = format!(
+            "container {id}: its hook died while loading; recorded as modgate's, held by nobody: {left}"
+        );
+        tracing::warn!("{msg}");
+        self.warnings.push(msg);
     }
 
     /// Records `m`, live now and inserted by a hook of `by` that died, as modgate's,
@@ -287,18 +291,7 @@ impl Claim {
             self.store.remove_from(List::Holders, m.as_str(), &key)?;
         }
         self.store.remove_record(&r.id)?;
-        metrics::bump(self.store.dir(), Counter::Recovered, 1);
-        let msg = format!(
-            "container {}: its hook died while loading; recorded as modgate's, held by nobody: {}",
-            r.id,
-            if adopted.is_empty() {
-                "none".to_string()
-            } else {
-                adopted.join(",")
-            }
-        );
-        tracing::warn!("{msg}");
-        self.warnings.push(msg);
+        self.report_dead_load(&r.id, &adopted);
         Ok(())
     }
 }
