@@ -56,6 +56,14 @@ impl Fixture {
     fn log(&self) -> PathBuf {
         self.p("hook.log")
     }
+    /// `modgate install isulad --output SPEC` with the hook pointed at this fixture: the
+    /// per-container hook spec's path.
+    fn installed_hook_spec(&self) -> String {
+        let spec = self.p("hookspec.json").display().to_string();
+        modgate(&["install", "isulad", "--output", &spec], &self.hook_args());
+        spec
+    }
+
     /// The `--hook-arg`s that point the hook at the fixture root and the log.
     fn hook_args(&self) -> Vec<String> {
         vec![
@@ -92,19 +100,10 @@ fn hook_spec_allowed_request_holds_until_the_container_stops() {
     let Some(i) = isulad(test) else { return };
     let _one = serial(&ISULAD);
     let f = Fixture::new();
-    let spec = f.p("hookspec.json");
-    modgate(
-        &[
-            "install",
-            "isulad",
-            "--output",
-            spec.to_str().expect("utf-8"),
-        ],
-        &f.hook_args(),
-    );
+    let spec = f.installed_hook_spec();
     let _d = i.start();
     i.image(IMAGE);
-    let spec = spec.to_str().expect("utf-8");
+    let spec = spec.as_str();
 
     let out = i.run_isula(&[
         "run",
@@ -160,19 +159,10 @@ fn hook_spec_refusals_exit_125_with_modgates_line() {
     let Some(i) = isulad(test) else { return };
     let _one = serial(&ISULAD);
     let f = Fixture::new();
-    let spec = f.p("hookspec.json");
-    modgate(
-        &[
-            "install",
-            "isulad",
-            "--output",
-            spec.to_str().expect("utf-8"),
-        ],
-        &f.hook_args(),
-    );
+    let spec = f.installed_hook_spec();
     let _d = i.start();
     i.image(IMAGE);
-    let spec = spec.to_str().expect("utf-8");
+    let spec = spec.as_str();
     let run_with = |env: &str| {
         i.run_isula(&[
             "run",
