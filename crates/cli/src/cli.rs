@@ -17,6 +17,33 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The hook's command line alone: the same [`Global`] and [`HookArgs`], without the other
+/// subcommands, so that what runs on every container start builds and matches only its
+/// own arguments. Anything it does not accept goes to [`Cli`].
+#[derive(Debug, Parser)]
+#[command(name = "modgate")]
+pub struct HookCli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: HookOnly,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HookOnly {
+    Hook(HookArgs),
+}
+
+impl From<HookCli> for Cli {
+    fn from(h: HookCli) -> Self {
+        let HookOnly::Hook(args) = h.command;
+        Cli {
+            global: h.global,
+            command: Command::Hook(args),
+        }
+    }
+}
+
 #[derive(Debug, Args, Clone)]
 pub struct Global {
     /// Root directory under which every host file is read and written

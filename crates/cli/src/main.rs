@@ -22,7 +22,14 @@ fn main() -> ExitCode {
     if let Some((argv, original)) = commands::syscontainer_hooks::chained() {
         return commands::syscontainer_hooks::main(argv, original);
     }
-    let cli = cli::Cli::parse_from(args());
+    let argv = args();
+    // The hook first: its parser alone is a fraction of the whole command line's, and it
+    // runs on every container start.
+    let hook = argv.iter().any(|a| a == "hook");
+    let cli = match hook.then(|| cli::HookCli::try_parse_from(&argv)) {
+        Some(Ok(hook)) => cli::Cli::from(hook),
+        _ => cli::Cli::parse_from(argv),
+    };
     match run(&cli) {
         Ok(code) => code,
         Err(e) => {
