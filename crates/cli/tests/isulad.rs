@@ -84,6 +84,29 @@ fn modgate(args: &[&str], extra: &[String]) -> Output {
     out
 }
 
+/// `isula run --rm [--hook-spec SPEC] [-e ENV] IMAGE sh -c 'echo hello'`.
+fn run_hello(i: &Isulad, spec: Option<&str>, env: Option<&str>) -> Output {
+    let mut args = vec!["run", "--rm"];
+    if let Some(spec) = spec {
+        args.extend(["--hook-spec", spec]);
+    }
+    if let Some(env) = env {
+        args.extend(["-e", env]);
+    }
+    args.extend([IMAGE, "sh", "-c", "echo hello"]);
+    i.run_isula(&args)
+}
+
+/// The container ran, its one prestart was allowed, and poststop released it all.
+fn assert_served_and_released(i: &Isulad, f: &Fixture, out: &Output) {
+    assert!(out.status.success(), "isula run failed:\n{}", i.log());
+    assert_eq!(stdout(out), "hello\n");
+    let pre = log_lines(&f.log(), "prestart");
+    assert_eq!(pre.len(), 1, "{pre:?}");
+    assert!(pre[0].contains("decision=allowed"), "{pre:?}");
+    assert_released(&f.fx());
+}
+
 fn assert_refused(out: &Output, what: &str) {
     assert_eq!(
         out.status.code(),
@@ -105,18 +128,7 @@ fn hook_spec_allowed_request_holds_until_the_container_stops() {
     i.image(IMAGE);
     let spec = spec.as_str();
 
-    let out = i.run_isula(&[
-        "run",
-        "--rm",
-        "--hook-spec",
-        spec,
-        "-e",
-        "KERNEL_MODULES=ip_vs,ip_vs_wrr",
-        IMAGE,
-        "sh",
-        "-c",
-        "echo hello",
-    ]);
+    let out = run_hello(&i, Some(spec), Some("KERNEL_MODULES=ip_vs,ip_vs_wrr"));
     assert!(out.status.success(), "isula run failed:\n{}", i.log());
     assert_eq!(stdout(&out), "hello\n");
     let pre = log_lines(&f.log(), "prestart");
@@ -163,20 +175,7 @@ fn hook_spec_refusals_exit_125_with_modgates_line() {
     let _d = i.start();
     i.image(IMAGE);
     let spec = spec.as_str();
-    let run_with = |env: &str| {
-        i.run_isula(&[
-            "run",
-            "--rm",
-            "--hook-spec",
-            spec,
-            "-e",
-            env,
-            IMAGE,
-            "sh",
-            "-c",
-            "echo hello",
-        ])
-    };
+    let run_with = |env: &str| run_hello(&i, Some(spec), Some(env));
 
     assert_refused(
         &run_with("KERNEL_MODULES=dccp"),
@@ -198,16 +197,7 @@ fn hook_spec_refusals_exit_125_with_modgates_line() {
 
     // No request: the hook returns at once and logs nothing.
     let logged = log_lines(&f.log(), "prestart").len();
-    let out = i.run_isula(&[
-        "run",
-        "--rm",
-        "--hook-spec",
-        spec,
-        IMAGE,
-        "sh",
-        "-c",
-        "echo hello",
-    ]);
+    let out = run_hello(&i, Some(spec), None);
     assert!(out.status.success(), "isula run failed:\n{}", i.log());
     assert_eq!(stdout(&out), "hello\n");
     assert_eq!(log_lines(&f.log(), "prestart").len(), logged);
@@ -266,16 +256,7 @@ fn daemon_default_spec_applies_after_a_restart() {
     let d = i.start();
     i.image(IMAGE);
     // Before: no daemon-wide hook, a request is not served (nothing is held).
-    let out = i.run_isula(&[
-        "run",
-        "--rm",
-        "-e",
-        "KERNEL_MODULES=dccp",
-        IMAGE,
-        "sh",
-        "-c",
-        "echo hello",
-    ]);
+    let out = run_hello(&i, None, Some("KERNEL_MODULES=dccp"));
     assert!(out.status.success());
     drop(d);
 
@@ -318,36 +299,13 @@ fn daemon_default_spec_applies_after_a_restart() {
     );
 
     // Every container now gets the hooks, without --hook-spec.
-    let out = i.run_isula(&[
-        "run",
-        "--rm",
-        "-e",
-        "KERNEL_MODULES=ip_vs,ip_vs_wrr",
-        IMAGE,
-        "sh",
-        "-c",
-        "echo hello",
-    ]);
-    assert!(out.status.success(), "isula run failed:\n{}", i.log());
-    assert_eq!(stdout(&out), "hello\n");
-    let pre = log_lines(&f.log(), "prestart");
-    assert_eq!(pre.len(), 1, "{pre:?}");
-    assert!(pre[0].contains("decision=allowed"), "{pre:?}");
-    assert_released(&f.fx());
+    let out = run_hello(&i, None, Some("KERNEL_MODULES=ip_vs,ip_vs_wrr"));
+    assert_served_and_released(&i, &f, &out);
 
-    let out = i.run_isula(&[
-        "run",
-        "--rm",
-        "-e",
-        "KERNEL_MODULES=dccp",
-        IMAGE,
-        "sh",
-        "-c",
-        "echo hello",
-    ]);
+    let out = run_hello(&i, None, Some("KERNEL_MODULES=dccp"));
     assert_refused(&out, "module \"dccp\" denied by policy");
 
-    let out = i.run_isula(&["run", "--rm", IMAGE, "sh", "-c", "echo hello"]);
+    let out = run_hello(&i, None, None);
     assert!(out.status.success(), "no request: isula run failed");
     assert!(holders(&f.fx()).is_empty());
 }
@@ -395,24 +353,8 @@ fn syscontainer_tools_link_serves_an_old_hook_spec() {
     let _d = i.start();
     i.image(IMAGE);
 
-    let out = i.run_isula(&[
-        "run",
-        "--rm",
-        "--hook-spec",
-        spec,
-        "-e",
-        "KERNEL_MODULES=ip_vs,ip_vs_wrr",
-        IMAGE,
-        "sh",
-        "-c",
-        "echo hello",
-    ]);
-    assert!(out.status.success(), "isula run failed:\n{}", i.log());
-    assert_eq!(stdout(&out), "hello\n");
-    let pre = log_lines(&f.log(), "prestart");
-    assert_eq!(pre.len(), 1, "{pre:?}");
-    assert!(pre[0].contains("decision=allowed"), "{pre:?}");
-    assert_released(&f.fx());
+    let out = run_hello(&i, Some(spec), Some("KERNEL_MODULES=ip_vs,ip_vs_wrr"));
+    assert_served_and_released(&i, &f, &out);
 
     let out = i.run_isula(&[
         "run",
