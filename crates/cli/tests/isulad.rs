@@ -21,16 +21,11 @@ const IMAGE: &str = "modgate-busybox:latest";
 static ISULAD: Mutex<()> = Mutex::new(());
 
 fn isulad(test: &str) -> Option<Isulad> {
-    if !can_run(test, &["runc", "busybox", "tar", "unshare"]) {
-        return None;
-    }
-    match Isulad::find("MODGATE_ISULAD_SH") {
-        Ok(i) => Some(i),
-        Err(why) => {
-            unavailable(test, &why);
-            None
-        }
-    }
+    isulad_for(
+        test,
+        "MODGATE_ISULAD_SH",
+        &["runc", "busybox", "tar", "unshare"],
+    )
 }
 
 /// A temp dir with a fixture root (the seed request's modules live) and a hook log.

@@ -24,16 +24,7 @@ static ISULAD: Mutex<()> = Mutex::new(());
 const SEED_SPEC: &str = "/etc/isulad-tools/hookspec.json";
 
 fn isulad(test: &str) -> Option<Isulad> {
-    if !can_run(test, &["busybox", "tar"]) {
-        return None;
-    }
-    match Isulad::find("MODGATE_ISULAD_LCR_SH") {
-        Ok(i) => Some(i),
-        Err(why) => {
-            unavailable(test, &why);
-            None
-        }
-    }
+    isulad_for(test, "MODGATE_ISULAD_LCR_SH", &["busybox", "tar"])
 }
 
 struct Fixture {

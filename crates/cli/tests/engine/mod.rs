@@ -479,3 +479,19 @@ pub fn oci_image_archive(rootfs: &Path, name: &str, cmd: &[&str], archive: &Path
     .expect("oci-layout");
     tar_of(&layout, archive);
 }
+
+/// The iSulad build that the engine script in `var` runs, when this host has `tools` and
+/// the script; otherwise the test says why it cannot run (and fails under
+/// `MODGATE_REQUIRE_REAL`).
+pub fn isulad_for(test: &str, var: &str, tools: &[&str]) -> Option<Isulad> {
+    if !crate::realrt::can_run(test, tools) {
+        return None;
+    }
+    match Isulad::find(var) {
+        Ok(i) => Some(i),
+        Err(why) => {
+            unavailable(test, &why);
+            None
+        }
+    }
+}
