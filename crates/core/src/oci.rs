@@ -4,6 +4,9 @@
 
 use std::collections::BTreeMap;
 
+use std::fmt;
+
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::Deserialize;
 
 use crate::request::{Request, RequestError};
@@ -67,8 +70,57 @@ impl State {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 struct Process {
-    #[serde(default)]
-    env: Vec<String>,
+    /// The value of the first `KERNEL_MODULES=` entry of `env`, as `getenv` finds it.
+    /// The other entries are read (and must be strings) but not kept: a container
+    /// start without a request allocates nothing for them.
+    #[serde(default, rename = "env", deserialize_with = "request_entry")]
+    kernel_modules: Option<String>,
+}
+
+fn request_entry<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    d.deserialize_seq(FirstRequestEntry)
+}
+
+/// Walks `process.env` keeping the first `KERNEL_MODULES=` value.
+struct FirstRequestEntry;
+
+impl<'de> Visitor<'de> for FirstRequestEntry {
+    type Value = Option<String>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a sequence of strings")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut first = None;
+        while let Some(value) = seq.next_element::<EnvEntry>()?.map(|e| e.0) {
+            first = first.or(value);
+        }
+        Ok(first)
+    }
+}
+
+/// One `NAME=value` entry: `Some(value)` for the request's variable, read without
+/// allocating for the others.
+struct EnvEntry(Option<String>);
+
+impl<'de> Deserialize<'de> for EnvEntry {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Entry;
+        impl Visitor<'_> for Entry {
+            type Value = EnvEntry;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: de::Error>(self, entry: &str) -> Result<EnvEntry, E> {
+                let value = entry
+                    .strip_prefix(ENV_VAR)
+                    .and_then(|rest| rest.strip_prefix('='));
+                Ok(EnvEntry(value.map(str::to_owned)))
+            }
+        }
+        d.deserialize_str(Entry)
+    }
 }
 
 /// `config.json`, reduced to what the hook reads.
@@ -85,17 +137,15 @@ impl ConfigView {
         serde_json::from_slice(bytes).map_err(OciError::Config)
     }
 
-    /// The value of the first `NAME=` entry, as `getenv` would find it.
-    pub fn env(&self, name: &str) -> Option<&str> {
-        let env = &self.process.as_ref()?.env;
-        env.iter()
-            .find_map(|e| e.strip_prefix(name).and_then(|r| r.strip_prefix('=')))
+    /// The value of the first `KERNEL_MODULES=` entry, as `getenv` would find it.
+    pub fn kernel_modules(&self) -> Option<&str> {
+        self.process.as_ref()?.kernel_modules.as_deref()
     }
 
     /// The container's request: `KERNEL_MODULES`, then the annotation merged after it.
     pub fn request(&self) -> Result<Request, RequestError> {
         let mut r = Request::default();
-        if let Some(v) = self.env(ENV_VAR) {
+        if let Some(v) = self.kernel_modules() {
             r.extend(v, "KERNEL_MODULES")?;
         }
         if let Some(v) = self.annotations.get(ANNOTATION) {
@@ -138,7 +188,13 @@ mod tests {
                 "annotations":{"modgate.io/kernel-modules":"dummy, ip_vs"},"unknown":[1,2]}"#,
         )
         .unwrap();
-        assert_eq!(c.env("KERNEL_MODULES"), Some("ip_vs,ip_vs_wrr"));
+        assert_eq!(c.kernel_modules(), Some("ip_vs,ip_vs_wrr"));
+        // An escaped name is the same name, as the runtime decodes it.
+        let escaped = ConfigView::parse(br#"{"process":{"env":["KERNEL\u005fMODULES=dummy"]}}"#);
+        assert_eq!(escaped.unwrap().kernel_modules(), Some("dummy"));
+        // Every entry must still be a string, and env a sequence.
+        assert!(ConfigView::parse(br#"{"process":{"env":["A=1",2]}}"#).is_err());
+        assert!(ConfigView::parse(br#"{"process":{"env":"KERNEL_MODULES=x"}}"#).is_err());
         let names: Vec<String> = c
             .request()
             .unwrap()
