@@ -1,5 +1,6 @@
 //! The command line as the user types it. `settings.rs` turns it into resolved values.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -34,6 +35,36 @@ pub enum HookOnly {
     Hook(HookArgs),
 }
 
+impl HookCli {
+    /// `modgate hook STAGE`, the whole command line of every hook entry modgate
+    /// installs, read without building a parser: the same values [`HookCli`] would give
+    /// (a test holds them equal). Any other command line is left to the parsers.
+    pub fn plain(argv: &[OsString]) -> Option<Cli> {
+        let [_, hook, stage] = argv else {
+            return None;
+        };
+        let stage = stage.to_str()?;
+        if hook != "hook" || stage.is_empty() || stage.starts_with('-') {
+            return None;
+        }
+        Some(Cli {
+            global: Global {
+                root: PathBuf::from(DEFAULT_ROOT),
+                kernel_release: None,
+                config_dirs: Vec::new(),
+            },
+            command: Command::Hook(HookArgs {
+                stage: Some(stage.to_string()),
+                state: None,
+                policy: None,
+                timeout: DEFAULT_HOOK_TIMEOUT,
+                log: None,
+                with_relabel: false,
+            }),
+        })
+    }
+}
+
 impl From<HookCli> for Cli {
     fn from(h: HookCli) -> Self {
         let HookOnly::Hook(args) = h.command;
@@ -44,10 +75,13 @@ impl From<HookCli> for Cli {
     }
 }
 
-#[derive(Debug, Args, Clone)]
+const DEFAULT_ROOT: &str = "/";
+const DEFAULT_HOOK_TIMEOUT: u64 = 20;
+
+#[derive(Debug, Args, Clone, PartialEq)]
 pub struct Global {
     /// Root directory under which every host file is read and written
-    #[arg(long, global = true, value_name = "DIR", default_value = "/")]
+    #[arg(long, global = true, value_name = "DIR", default_value = DEFAULT_ROOT)]
     pub root: PathBuf,
     /// Kernel release whose modules to use [default: the running kernel's]
     #[arg(long, global = true, value_name = "KV")]
@@ -144,7 +178,7 @@ pub struct RequestArgs {
     pub annotations: Vec<String>,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Args, PartialEq)]
 pub struct HookArgs {
     /// prestart, createRuntime, poststart or poststop
     #[arg(value_name = "STAGE", required_unless_present = "state")]
@@ -156,7 +190,7 @@ pub struct HookArgs {
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
     /// Fail after this many seconds
-    #[arg(long, value_name = "SECONDS", default_value_t = 20)]
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_HOOK_TIMEOUT)]
     pub timeout: u64,
     /// Also write the log to this file
     #[arg(long, value_name = "FILE")]
@@ -388,4 +422,52 @@ pub enum GenerateCommand {
         #[arg(value_name = "DIR")]
         dir: PathBuf,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(args: &[&str]) -> Vec<OsString> {
+        args.iter().map(OsString::from).collect()
+    }
+
+    fn hook_parts(cli: Cli) -> (Global, HookArgs) {
+        match cli.command {
+            Command::Hook(h) => (cli.global, h),
+            other => panic!("not the hook: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_plain_hook_line_reads_as_the_parser_reads_it() {
+        for stage in [
+            "prestart",
+            "createRuntime",
+            "poststart",
+            "poststop",
+            "bogus",
+        ] {
+            let line = argv(&["modgate", "hook", stage]);
+            let plain = hook_parts(HookCli::plain(&line).expect("plain"));
+            let parsed = hook_parts(Cli::from(HookCli::try_parse_from(&line).expect("parsed")));
+            assert_eq!(plain, parsed, "{stage}");
+        }
+    }
+
+    #[test]
+    fn other_lines_are_left_to_the_parser() {
+        for line in [
+            &["modgate", "hook"][..],
+            &["modgate", "hook", "--help"],
+            &["modgate", "hook", "-h"],
+            &["modgate", "hook", ""],
+            &["modgate", "hook", "--state", "prestart"],
+            &["modgate", "hook", "prestart", "--log", "/tmp/x"],
+            &["modgate", "--root", "/r", "hook", "prestart"],
+            &["modgate", "plan", "prestart"],
+        ] {
+            assert!(HookCli::plain(&argv(line)).is_none(), "{line:?}");
+        }
+    }
 }

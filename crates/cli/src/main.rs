@@ -1,4 +1,7 @@
 //! The `modgate` binary: parses the command line and calls the library.
+//!
+//! The C runtime calls `start::main` directly (`no_main`, see there).
+#![cfg_attr(not(test), no_main)]
 
 mod cli;
 mod commands;
@@ -7,6 +10,8 @@ mod logging;
 mod render;
 mod runc_args;
 mod settings;
+#[cfg(not(test))]
+mod start;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -15,7 +20,7 @@ use clap::Parser;
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
-fn main() -> ExitCode {
+pub fn run_main() -> ExitCode {
     if let Some(args) = commands::runtime::invoked_as_wrapper() {
         return commands::runtime::main(args);
     }
@@ -26,9 +31,12 @@ fn main() -> ExitCode {
     // The hook first: its parser alone is a fraction of the whole command line's, and it
     // runs on every container start.
     let hook = argv.iter().any(|a| a == "hook");
-    let cli = match hook.then(|| cli::HookCli::try_parse_from(&argv)) {
-        Some(Ok(hook)) => cli::Cli::from(hook),
-        _ => cli::Cli::parse_from(argv),
+    let cli = match cli::HookCli::plain(&argv) {
+        Some(plain) => plain,
+        None => match hook.then(|| cli::HookCli::try_parse_from(&argv)) {
+            Some(Ok(hook)) => cli::Cli::from(hook),
+            _ => cli::Cli::parse_from(argv),
+        },
     };
     match run(&cli) {
         Ok(code) => code,

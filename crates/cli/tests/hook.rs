@@ -244,6 +244,29 @@ fn a_denial_reaches_the_log_once() {
     assert!(text.contains("decision=denied"), "{text}");
 }
 
+/// The engine may start the hook with standard error closed: the log file
+/// must not take descriptor 2's number and receive the error line as well.
+#[test]
+fn closed_standard_descriptors_are_not_reused() {
+    let e = env();
+    e.config("c1", &["KERNEL_MODULES=dccp"], &[]);
+    let state = e.dir().join("state.json");
+    std::fs::write(&state, e.state("c1")).expect("state");
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg(r#"exec 2>&-; "$0" --root "$1" hook prestart --log "$2" < "$3""#)
+        .arg(env!("CARGO_BIN_EXE_modgate"))
+        .arg(e.root())
+        .arg(e.log_path())
+        .arg(&state)
+        .output()
+        .expect("sh");
+    assert!(!o.status.success(), "a denial must fail");
+    let text = e.log();
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(text.contains("decision=denied"), "{text}");
+}
+
 #[test]
 fn modprobe_configuration_warnings_go_to_the_log() {
     let e = env();
