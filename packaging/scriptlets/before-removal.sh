@@ -11,10 +11,12 @@ for f in /usr/share/containers/oci/hooks.d/modgate-prestart.json \
         rm -f "$f"
     fi
 done
+# The directories it made for them, when nothing else is left there.
+rmdir /usr/share/containers/oci/hooks.d /usr/share/containers/oci 2>/dev/null || true
 # syscontainer-tools' hook slot linked to modgate: put the original hook back.
 if [ "$(readlink /var/lib/isulad/hooks/syscontainer-hooks 2>/dev/null)" = /usr/bin/modgate ] &&
     [ -e /var/lib/isulad/hooks/syscontainer-hooks.bak ]; then
-    /usr/bin/modgate install syscontainer-tools --revert >/dev/null || true
+    /usr/bin/modgate install syscontainer-tools --revert --binary /usr/bin/modgate >/dev/null || true
 fi
 if [ -d /run/systemd/system ]; then
     systemctl stop modgate-gc.timer modgate-gc.service >/dev/null 2>&1 || true
