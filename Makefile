@@ -91,7 +91,7 @@ uninstall:
 	rm -f $(DESTDIR)$(MANDIR)/modgate.1 $(DESTDIR)$(MANDIR)/modgate-*.1
 	rm -f $(DESTDIR)$(BASHCOMPDIR)/modgate $(DESTDIR)$(ZSHCOMPDIR)/_modgate $(DESTDIR)$(FISHCOMPDIR)/modgate.fish
 	rm -rf $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DATADIR)/hooks.d
-	-rmdir $(DESTDIR)$(DOCDIR) $(DESTDIR)$(DATADIR) 2>/dev/null
+	rmdir $(DESTDIR)$(DOCDIR) $(DESTDIR)$(DATADIR) 2>/dev/null || true
 	rm -f $(DESTDIR)$(UNITDIR)/modgate-gc.service $(DESTDIR)$(UNITDIR)/modgate-gc.timer $(DESTDIR)$(TMPFILESDIR)/modgate.conf
 	rm -f $(DESTDIR)$(HOOKSDIR)/modgate-prestart.json $(DESTDIR)$(HOOKSDIR)/modgate-poststop.json
 	@if [ -L $(DESTDIR)$(ISULAD_HOOKS)/syscontainer-hooks ] && [ "$$(readlink $(DESTDIR)$(ISULAD_HOOKS)/syscontainer-hooks)" = $(BINDIR)/modgate ]; then \
