@@ -63,6 +63,8 @@ install-pkg-files:
 	install -D -m 0644 $(GEN)/completions/_modgate $(DESTDIR)$(ZSHCOMPDIR)/_modgate
 	install -D -m 0644 $(GEN)/completions/modgate.fish $(DESTDIR)$(FISHCOMPDIR)/modgate.fish
 	install -D -m 0644 crates/core/default-policy.toml $(DESTDIR)$(DOCDIR)/examples/policy.toml
+	# Examples, written afresh: no .bak of an older copy.
+	rm -rf $(DESTDIR)$(DATADIR)/hooks.d
 	$(BIN) --root "$(DESTDIR)/" install hooks-d --binary $(BINDIR)/modgate --dir $(DATADIR)/hooks.d >/dev/null
 	sed 's|@BINDIR@|$(BINDIR)|g' packaging/modgate-gc.service.in >$(GEN)/modgate-gc.service
 	install -D -m 0644 $(GEN)/modgate-gc.service $(DESTDIR)$(UNITDIR)/modgate-gc.service
