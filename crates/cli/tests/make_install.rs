@@ -44,6 +44,11 @@ fn make_install_with_destdir() {
         "usr/local/share/bash-completion/completions/modgate",
         "usr/local/share/zsh/site-functions/_modgate",
         "usr/local/share/fish/vendor_completions.d/modgate.fish",
+        "usr/local/share/doc/modgate/examples/policy.toml",
+        "usr/local/share/modgate/hooks.d/modgate-prestart.json",
+        "usr/local/lib/systemd/system/modgate-gc.service",
+        "usr/local/lib/systemd/system/modgate-gc.timer",
+        "usr/local/lib/tmpfiles.d/modgate.conf",
         "etc/modgate/policy.toml",
         "usr/share/containers/oci/hooks.d/modgate-prestart.json",
         "usr/share/containers/oci/hooks.d/modgate-poststop.json",
@@ -64,6 +69,12 @@ fn make_install_with_destdir() {
     )
     .expect("json");
     assert_eq!(hook["hook"]["path"], "/usr/local/bin/modgate");
+    let unit = std::fs::read_to_string(d("usr/local/lib/systemd/system/modgate-gc.service"))
+        .expect("unit");
+    assert!(
+        unit.contains("ExecStart=/usr/local/bin/modgate gc\n"),
+        "{unit}"
+    );
     let man = std::fs::read_to_string(d("usr/local/share/man/man1/modgate-install-docker.1"))
         .expect("man");
     assert!(man.contains("default\\-runtime"), "{man}");
@@ -94,6 +105,14 @@ fn make_install_with_destdir() {
     assert!(std::fs::symlink_metadata(d("usr/local/bin/modgate-runtime")).is_err());
     assert!(std::fs::symlink_metadata(d("var/lib/isulad/hooks/syscontainer-hooks")).is_err());
     assert!(!d("usr/share/containers/oci/hooks.d/modgate-prestart.json").exists());
+    for gone in [
+        "usr/local/share/doc/modgate",
+        "usr/local/share/modgate",
+        "usr/local/lib/systemd/system/modgate-gc.timer",
+        "usr/local/lib/tmpfiles.d/modgate.conf",
+    ] {
+        assert!(!d(gone).exists(), "uninstall left {gone}");
+    }
     assert!(
         d("etc/modgate/policy.toml").exists(),
         "uninstall removed the policy"
