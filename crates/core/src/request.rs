@@ -7,10 +7,16 @@ use crate::name::{ModuleName, NameError};
 /// The most names one request may carry.
 pub const MAX_ITEMS: usize = 64;
 
+/// How much of a bad item an error shows: more than a valid name's 55 characters, so
+/// any item cut short is longer than a name can be.
+pub const SHOWN_ITEM_CHARS: usize = 64;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RequestError {
     #[error("item {item:?} of {origin} is not a module name")]
     BadItem {
+        /// The item as given, cut to [`SHOWN_ITEM_CHARS`] characters (`...` and its
+        /// length in bytes after): a 1 MB item must not make a 1 MB error line.
         item: String,
         origin: &'static str,
         #[source]
@@ -46,7 +52,7 @@ impl Request {
         }
         for item in items {
             let name = ModuleName::parse(item).map_err(|source| RequestError::BadItem {
-                item: item.to_string(),
+                item: shown(item),
                 origin,
                 source,
             })?;
@@ -68,6 +74,15 @@ impl Request {
 
     pub fn is_empty(&self) -> bool {
         self.names.is_empty()
+    }
+}
+
+/// `item` as an error shows it: whole when short, else its first
+/// [`SHOWN_ITEM_CHARS`] characters and its length.
+fn shown(item: &str) -> String {
+    match item.char_indices().nth(SHOWN_ITEM_CHARS) {
+        None => item.to_string(),
+        Some((cut, _)) => format!("{}... ({} bytes)", &item[..cut], item.len()),
     }
 }
 
@@ -121,6 +136,29 @@ mod tests {
         assert!(Request::parse(&many[..64].join(","), "x").is_ok());
         let mut r = Request::parse(&many[..40].join(","), "a").unwrap();
         assert!(r.extend(&many[40..].join(","), "b").is_err());
+    }
+
+    #[test]
+    fn a_long_bad_item_is_shown_cut_short() {
+        let huge = "a".repeat(1 << 20);
+        let err = Request::parse(&huge, "KERNEL_MODULES")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            format!(
+                "item \"{}... (1048576 bytes)\" of KERNEL_MODULES is not a module name",
+                "a".repeat(SHOWN_ITEM_CHARS)
+            )
+        );
+        // Cut on a character boundary, whatever the bytes.
+        let wide = "\u{ff49}".repeat(100);
+        let err = Request::parse(&wide, "x").unwrap_err().to_string();
+        assert!(err.contains(&"\u{ff49}".repeat(SHOWN_ITEM_CHARS)), "{err}");
+        assert!(err.contains("... (300 bytes)"), "{err}");
+        let exact = "b".repeat(SHOWN_ITEM_CHARS);
+        let err = Request::parse(&exact, "x").unwrap_err().to_string();
+        assert!(err.contains(&format!("\"{exact}\"")), "{err}");
     }
 
     #[test]
