@@ -56,6 +56,29 @@ pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
+/// Foreign text as an error shows it: whole when at most `max` characters, else its
+/// first and last `max / 2` characters around `[... N bytes ...]`, N the bytes left out. A 1 MB value must
+/// not make a 1 MB error line, and the end of a parser's message (where it says what it
+/// expected, and where) survives the cut.
+pub fn shortened(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    let count = s.chars().count();
+    if count <= max {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let half = max / 2;
+    let head_end = s.char_indices().nth(half).map_or(s.len(), |(i, _)| i);
+    let tail_start = s
+        .char_indices()
+        .nth(count - half)
+        .map_or(s.len(), |(i, _)| i);
+    std::borrow::Cow::Owned(format!(
+        "{}[... {} bytes ...]{}",
+        &s[..head_end],
+        tail_start - head_end,
+        &s[tail_start..]
+    ))
+}
+
 fn one_line(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut gap = false;
@@ -79,7 +102,19 @@ fn one_line(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{error_line, printable};
+    use super::{error_line, printable, shortened};
+
+    #[test]
+    fn shortened_keeps_both_ends_on_character_boundaries() {
+        assert_eq!(shortened("short", 10), "short");
+        assert_eq!(shortened("abcdefghij", 10), "abcdefghij");
+        assert_eq!(shortened("abcdefghijk", 4), "ab[... 7 bytes ...]jk");
+        let wide = "\u{ff49}".repeat(10);
+        assert_eq!(
+            shortened(&wide, 4),
+            format!("{0}[... 18 bytes ...]{0}", "\u{ff49}".repeat(2))
+        );
+    }
 
     #[test]
     fn printable_escapes_every_control_character() {

@@ -15,8 +15,8 @@ pub const SHOWN_ITEM_CHARS: usize = 64;
 pub enum RequestError {
     #[error("item {item:?} of {origin} is not a module name")]
     BadItem {
-        /// The item as given, cut to [`SHOWN_ITEM_CHARS`] characters (`...` and its
-        /// length in bytes after): a 1 MB item must not make a 1 MB error line.
+        /// The item as given, [`crate::shortened`] to [`SHOWN_ITEM_CHARS`] characters:
+        /// a 1 MB item must not make a 1 MB error line.
         item: String,
         origin: &'static str,
         #[source]
@@ -52,7 +52,7 @@ impl Request {
         }
         for item in items {
             let name = ModuleName::parse(item).map_err(|source| RequestError::BadItem {
-                item: shown(item),
+                item: crate::shortened(item, SHOWN_ITEM_CHARS).into_owned(),
                 origin,
                 source,
             })?;
@@ -74,15 +74,6 @@ impl Request {
 
     pub fn is_empty(&self) -> bool {
         self.names.is_empty()
-    }
-}
-
-/// `item` as an error shows it: whole when short, else its first
-/// [`SHOWN_ITEM_CHARS`] characters and its length.
-fn shown(item: &str) -> String {
-    match item.char_indices().nth(SHOWN_ITEM_CHARS) {
-        None => item.to_string(),
-        Some((cut, _)) => format!("{}... ({} bytes)", &item[..cut], item.len()),
     }
 }
 
@@ -147,15 +138,18 @@ mod tests {
         assert_eq!(
             err,
             format!(
-                "item \"{}... (1048576 bytes)\" of KERNEL_MODULES is not a module name",
-                "a".repeat(SHOWN_ITEM_CHARS)
+                "item \"{0}[... 1048512 bytes ...]{0}\" of KERNEL_MODULES is not a module name",
+                "a".repeat(SHOWN_ITEM_CHARS / 2)
             )
         );
         // Cut on a character boundary, whatever the bytes.
         let wide = "\u{ff49}".repeat(100);
         let err = Request::parse(&wide, "x").unwrap_err().to_string();
-        assert!(err.contains(&"\u{ff49}".repeat(SHOWN_ITEM_CHARS)), "{err}");
-        assert!(err.contains("... (300 bytes)"), "{err}");
+        assert!(
+            err.contains(&"\u{ff49}".repeat(SHOWN_ITEM_CHARS / 2)),
+            "{err}"
+        );
+        assert!(err.contains("[... 108 bytes ...]"), "{err}");
         let exact = "b".repeat(SHOWN_ITEM_CHARS);
         let err = Request::parse(&exact, "x").unwrap_err().to_string();
         assert!(err.contains(&format!("\"{exact}\"")), "{err}");
