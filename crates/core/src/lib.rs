@@ -38,16 +38,17 @@ pub fn error_line(e: &(dyn std::error::Error + 'static)) -> String {
     one_line(&out)
 }
 
-/// `s` with every control character (newline and escape included) written as an escape
-/// sequence, so that text a container chose (its id, say) can never start a line of its
-/// own or drive a terminal, wherever modgate prints or logs it.
+/// `s` with every control character (newline and escape included) and bidi override
+/// written as an escape sequence, so that text a container chose (its id, say) can never
+/// start a line of its own, drive a terminal or reorder what a reader sees, wherever
+/// modgate prints or logs it.
 pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
-    if !s.chars().any(char::is_control) {
+    if !s.chars().any(unprintable) {
         return std::borrow::Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len() + 8);
     for ch in s.chars() {
-        if ch.is_control() {
+        if unprintable(ch) {
             out.extend(ch.escape_default());
         } else {
             out.push(ch);
@@ -79,6 +80,13 @@ pub fn shortened(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
     ))
 }
 
+/// A character printed as an escape: a control character, or a bidi embedding,
+/// override or isolate (U+202A..U+202E, U+2066..U+2069), which would make the text
+/// after it read in another order than it is.
+fn unprintable(ch: char) -> bool {
+    ch.is_control() || matches!(ch, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
 fn one_line(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut gap = false;
@@ -91,7 +99,7 @@ fn one_line(s: &str) -> String {
             out.push(' ');
         }
         gap = false;
-        if ch.is_control() {
+        if unprintable(ch) {
             out.extend(ch.escape_default());
         } else {
             out.push(ch);
@@ -124,6 +132,7 @@ mod tests {
             "a\\nFORGED\\u{1b}[31m\\r\\t\\u{7f}"
         );
         assert!(!printable("x\u{85}y").chars().any(char::is_control));
+        assert_eq!(printable("\u{202e}live\u{2066}"), "\\u{202e}live\\u{2066}");
     }
 
     #[derive(Debug, thiserror::Error)]
@@ -159,6 +168,10 @@ mod tests {
                 "bad \\u{1b}[31mred\\u{7}: tab here",
             ),
             (&["a\u{2028}b"], "a b"),
+            (
+                &["container \u{202e}evil", "denied"],
+                "container \\u{202e}evil: denied",
+            ),
         ];
         for (msgs, want) in table {
             let line = error_line(&chain(msgs));
