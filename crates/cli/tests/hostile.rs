@@ -346,6 +346,22 @@ fn check(c: &Case, r: &Ran) -> Vec<String> {
             if !changed.is_empty() {
                 bad.push(format!("the host changed: {changed:?}"));
             }
+            // crun drops a hook's stderr: the reason must be in the log as well (the
+            // hook's line names the container apart, so compare after its id).
+            let reason = stderr.trim_end().strip_prefix("modgate: ").map(|rest| {
+                match rest
+                    .strip_prefix("container ")
+                    .and_then(|r| r.split_once(": "))
+                {
+                    Some((_, after)) if !r.log.contains(rest) => after,
+                    _ => rest,
+                }
+            });
+            if let Some(reason) = reason {
+                if !r.log.contains(reason) {
+                    bad.push(format!("the log lacks the reason {reason:?}: {:?}", r.log));
+                }
+            }
         }
         Expect::Allowed => {
             if !r.out.status.success() {
