@@ -23,16 +23,22 @@ pub use policy::Policy;
 pub use request::Request;
 pub use resolve::{KernelView, ModState, NothingLoaded, ResolveError, Resolver};
 
+/// The most characters one error of a chain shows in an [`error_line`]; longer ones are
+/// [`shortened`] around the middle.
+pub const MAX_ERROR_CHARS: usize = 512;
+
 /// An error and its causes on one line, `outer: inner: root cause`, as modgate prints
 /// every error. Each error names only itself and leaves its cause to `source()`, so
 /// nothing repeats; the line is always one line: runs of whitespace (a foreign parser's
-/// multi-line report) fold to one space and other control characters are escaped.
+/// multi-line report) fold to one space and other control characters are escaped. Each
+/// error is cut to [`MAX_ERROR_CHARS`]: a path or value a runtime or container made
+/// huge must not make a huge line.
 pub fn error_line(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
+    let mut out = shortened(&e.to_string(), MAX_ERROR_CHARS).into_owned();
     let mut cur = e.source();
     while let Some(c) = cur {
         out.push_str(": ");
-        out.push_str(&c.to_string());
+        out.push_str(&shortened(&c.to_string(), MAX_ERROR_CHARS));
         cur = c.source();
     }
     one_line(&out)
@@ -178,5 +184,17 @@ mod tests {
             assert_eq!(line, *want, "{msgs:?}");
             assert_eq!(line.lines().count(), 1);
         }
+    }
+
+    #[test]
+    fn each_error_of_a_chain_is_cut_to_its_most() {
+        let long = format!("cannot read /{}/config.json", "a".repeat(500_000));
+        let line = error_line(&std::io::Error::other(long));
+        let want = format!(
+            "cannot read /{}[... 499513 bytes ...]{}/config.json",
+            "a".repeat(243),
+            "a".repeat(244)
+        );
+        assert!(line == want, "got {} bytes: {}", line.len(), &line[..80]);
     }
 }
