@@ -77,6 +77,8 @@ pub enum BundleKind {
     Symlink,
     Missing,
     RegularFile,
+    /// A path that does not exist, as given.
+    Path(String),
 }
 
 pub enum ConfigKind {
@@ -533,6 +535,18 @@ pub fn cases() -> Vec<Case> {
             "does not exist",
             S::Bundle,
             Input::Bundle(BundleKind::Missing),
+            "cannot read",
+        ),
+        refused(
+            "`/tmp/` + 500,000 characters",
+            S::Bundle,
+            Input::Bundle(BundleKind::Path(format!("/tmp/{}", "b".repeat(500_000)))),
+            "cannot read",
+        ),
+        refused(
+            "`/tmp/x` ESC `[2J` newline `y`",
+            S::Bundle,
+            Input::Bundle(BundleKind::Path("/tmp/x\u{1b}[2J\ny".into())),
             "cannot read",
         ),
         refused(
