@@ -36,21 +36,41 @@ pub struct State {
     pub annotations: BTreeMap<String, String>,
 }
 
+/// How much of serde_json's message an error shows: its messages quote the value they
+/// did not expect, which a container may have made 1 MB long.
+pub const SHOWN_JSON_ERROR_CHARS: usize = 160;
+
+/// serde_json's error, its message [`crate::shortened`].
+#[derive(Debug)]
+pub struct JsonError(pub serde_json::Error);
+
+impl std::fmt::Display for JsonError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&crate::shortened(
+            &self.0.to_string(),
+            SHOWN_JSON_ERROR_CHARS,
+        ))
+    }
+}
+
+// The message above is serde_json's own, shortened: it has no cause to show apart.
+impl std::error::Error for JsonError {}
+
 #[derive(Debug, thiserror::Error)]
 pub enum OciError {
     #[error("invalid OCI state on stdin")]
-    State(#[source] serde_json::Error),
+    State(#[source] JsonError),
     #[error("OCI state on stdin has no bundle (neither \"bundle\" nor \"bundlePath\")")]
     NoBundle,
     #[error("OCI state on stdin has an empty container id")]
     NoId,
     #[error("invalid config.json")]
-    Config(#[source] serde_json::Error),
+    Config(#[source] JsonError),
 }
 
 impl State {
     pub fn parse(bytes: &[u8]) -> Result<Self, OciError> {
-        let s: State = serde_json::from_slice(bytes).map_err(OciError::State)?;
+        let s: State = serde_json::from_slice(bytes).map_err(|e| OciError::State(JsonError(e)))?;
         if s.id.is_empty() {
             return Err(OciError::NoId);
         }
@@ -134,7 +154,7 @@ pub struct ConfigView {
 
 impl ConfigView {
     pub fn parse(bytes: &[u8]) -> Result<Self, OciError> {
-        serde_json::from_slice(bytes).map_err(OciError::Config)
+        serde_json::from_slice(bytes).map_err(|e| OciError::Config(JsonError(e)))
     }
 
     /// The value of the first `KERNEL_MODULES=` entry, as `getenv` would find it.
@@ -208,5 +228,21 @@ mod tests {
         let bad = ConfigView::parse(br#"{"process":{"env":["KERNEL_MODULES=-r,ip_vs"]}}"#).unwrap();
         assert!(bad.request().is_err());
         assert!(ConfigView::parse(b"{").is_err());
+    }
+
+    #[test]
+    fn a_huge_value_of_the_wrong_type_makes_a_short_error() {
+        let text = format!(r#"{{"process":{{"env":"{}"}}}}"#, "x".repeat(1 << 20));
+        let e = ConfigView::parse(text.as_bytes()).unwrap_err();
+        let line = crate::error_line(&e);
+        assert!(line.len() < 300, "{} bytes", line.len());
+        assert!(
+            line.starts_with("invalid config.json: invalid type: string \"xxx"),
+            "{line}"
+        );
+        assert!(
+            line.contains("expected a sequence at line 1 column"),
+            "{line}"
+        );
     }
 }

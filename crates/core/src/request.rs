@@ -7,10 +7,16 @@ use crate::name::{ModuleName, NameError};
 /// The most names one request may carry.
 pub const MAX_ITEMS: usize = 64;
 
+/// How much of a bad item an error shows: more than a valid name's 55 characters, so
+/// any item cut short is longer than a name can be.
+pub const SHOWN_ITEM_CHARS: usize = 64;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RequestError {
     #[error("item {item:?} of {origin} is not a module name")]
     BadItem {
+        /// The item as given, [`crate::shortened`] to [`SHOWN_ITEM_CHARS`] characters:
+        /// a 1 MB item must not make a 1 MB error line.
         item: String,
         origin: &'static str,
         #[source]
@@ -46,7 +52,7 @@ impl Request {
         }
         for item in items {
             let name = ModuleName::parse(item).map_err(|source| RequestError::BadItem {
-                item: item.to_string(),
+                item: crate::shortened(item, SHOWN_ITEM_CHARS).into_owned(),
                 origin,
                 source,
             })?;
@@ -121,6 +127,32 @@ mod tests {
         assert!(Request::parse(&many[..64].join(","), "x").is_ok());
         let mut r = Request::parse(&many[..40].join(","), "a").unwrap();
         assert!(r.extend(&many[40..].join(","), "b").is_err());
+    }
+
+    #[test]
+    fn a_long_bad_item_is_shown_cut_short() {
+        let huge = "a".repeat(1 << 20);
+        let err = Request::parse(&huge, "KERNEL_MODULES")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            format!(
+                "item \"{0}[... 1048512 bytes ...]{0}\" of KERNEL_MODULES is not a module name",
+                "a".repeat(SHOWN_ITEM_CHARS / 2)
+            )
+        );
+        // Cut on a character boundary, whatever the bytes.
+        let wide = "\u{ff49}".repeat(100);
+        let err = Request::parse(&wide, "x").unwrap_err().to_string();
+        assert!(
+            err.contains(&"\u{ff49}".repeat(SHOWN_ITEM_CHARS / 2)),
+            "{err}"
+        );
+        assert!(err.contains("[... 108 bytes ...]"), "{err}");
+        let exact = "b".repeat(SHOWN_ITEM_CHARS);
+        let err = Request::parse(&exact, "x").unwrap_err().to_string();
+        assert!(err.contains(&format!("\"{exact}\"")), "{err}");
     }
 
     #[test]

@@ -47,6 +47,23 @@ impl TestEnv {
         crate::set_live(&self.root(), names);
     }
 
+    /// Adds modules to the fixture's module tree: a stand-in file
+    /// `kernel/extra/NAME.ko` each and its line in `modules.dep`, no dependencies.
+    pub fn add_modules(&self, names: &[&str]) {
+        let dir = self.root().join("lib/modules").join(crate::FIXTURE_RELEASE);
+        std::fs::create_dir_all(dir.join("kernel/extra")).expect("mkdir");
+        let mut dep = std::fs::read_to_string(dir.join("modules.dep")).expect("modules.dep");
+        for n in names {
+            std::fs::write(
+                dir.join(format!("kernel/extra/{n}.ko")),
+                format!("stand-in {n}\n"),
+            )
+            .expect("module file");
+            dep.push_str(&format!("kernel/extra/{n}.ko:\n"));
+        }
+        std::fs::write(dir.join("modules.dep"), dep).expect("modules.dep");
+    }
+
     /// Writes `ROOT/etc/modgate/policy.toml`.
     pub fn policy(&self, text: &str) {
         let p = self.root().join("etc/modgate/policy.toml");
@@ -58,21 +75,22 @@ impl TestEnv {
         self.dir.path().join("bundles").join(id)
     }
 
-    /// Writes the bundle's `config.json` with this environment and these annotations.
+    /// Writes the bundle's `config.json` with this environment and these annotations
+    /// (any string, control characters and NUL included, written as valid JSON).
     pub fn config(&self, id: &str, env: &[&str], annotations: &[(&str, &str)]) -> PathBuf {
         let b = self.bundle(id);
         std::fs::create_dir_all(&b).expect("mkdir bundle");
-        let env: Vec<String> = env.iter().map(|e| format!("{e:?}")).collect();
-        let ann: Vec<String> = annotations
+        let ann: serde_json::Map<String, serde_json::Value> = annotations
             .iter()
-            .map(|(k, v)| format!("{k:?}:{v:?}"))
+            .map(|(k, v)| (k.to_string(), serde_json::Value::from(*v)))
             .collect();
-        let text = format!(
-            r#"{{"ociVersion":"1.0.2","process":{{"terminal":false,"env":[{}],"args":["sh"]}},"root":{{"path":"rootfs"}},"annotations":{{{}}}}}"#,
-            env.join(","),
-            ann.join(",")
-        );
-        std::fs::write(b.join("config.json"), text).expect("write config");
+        let config = serde_json::json!({
+            "ociVersion": "1.0.2",
+            "process": {"terminal": false, "env": env, "args": ["sh"]},
+            "root": {"path": "rootfs"},
+            "annotations": ann,
+        });
+        std::fs::write(b.join("config.json"), config.to_string()).expect("write config");
         b
     }
 
@@ -83,10 +101,20 @@ impl TestEnv {
 
     /// The OCI state a runtime passes the hook for container `id`.
     pub fn state(&self, id: &str) -> String {
-        format!(
-            r#"{{"ociVersion":"1.0.2","id":"{id}","status":"creating","pid":4242,"bundle":"{}"}}"#,
-            self.bundle(id).display()
-        )
+        self.state_of(id, id)
+    }
+
+    /// The OCI state of container `id` whose bundle is `bundles/BUNDLE` (any id, as
+    /// valid JSON).
+    pub fn state_of(&self, id: &str, bundle: &str) -> String {
+        serde_json::json!({
+            "ociVersion": "1.0.2",
+            "id": id,
+            "status": "creating",
+            "pid": 4242,
+            "bundle": self.bundle(bundle).display().to_string(),
+        })
+        .to_string()
     }
 
     /// `modgate --root ROOT ARGS...` with `stdin`.
