@@ -241,7 +241,7 @@ mod tests {
             "{line}"
         );
         assert!(
-            line.contains("expected a sequence at line 1 column"),
+            line.contains("expected a sequence of strings at line 1 column"),
             "{line}"
         );
     }
