@@ -155,9 +155,14 @@ pub struct HookArgs {
     /// Policy file [default: ROOT/etc/modgate/policy.toml, else the built-in default]
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
-    /// Fail after this many seconds
+    /// Fail after this many seconds; loads stop a quarter of it earlier (at least 1 s)
+    /// and are rolled back
     #[arg(long, value_name = "SECONDS", default_value_t = 20)]
     pub timeout: u64,
+    /// Stop loading and roll back after this many milliseconds, if sooner than the
+    /// timeout's budget (for tests)
+    #[arg(long, value_name = "MS")]
+    pub load_budget_ms: Option<u64>,
     /// Also write the log to this file
     #[arg(long, value_name = "FILE")]
     pub log: Option<PathBuf>,

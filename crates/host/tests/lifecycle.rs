@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use modgate_core::oci::ConfigView;
-use modgate_core::record::{record_key, ContainerRecord, RecordStage};
-use modgate_host::kernel::ModuleSyscalls;
+use modgate_core::record::{record_key, ContainerRecord, Insertion, RecordStage};
+use modgate_host::kernel::{Kernel, ModuleSyscalls};
 use modgate_host::lifecycle::{has_record, Alive, Identity, Session};
 use modgate_host::loader::LoadError;
 use modgate_host::lock::HostLock;
@@ -56,6 +56,7 @@ impl Env {
             config_dirs: Vec::new(),
             policy: None,
             coming_wait: Duration::from_millis(100),
+            deadline: None,
         }
     }
 
@@ -346,6 +347,19 @@ fn a_hook_that_died_mid_load_is_recovered_by_the_next() {
     std::fs::write(dir.join(format!(".{key}.json.tmp")), "{\"id\":").expect("write");
     modgate_testkit::set_live(&e.root(), &["crc32c_generic"]);
     modgate_testkit::set_live(&e.root(), &["libcrc32c"]);
+    // Each insertion is in the record as soon as it returned.
+    dead.progress = ["crc32c_generic", "libcrc32c"]
+        .iter()
+        .map(|m| Insertion {
+            module: modgate_core::ModuleName::parse(m).expect("name"),
+            instance: k.instance(m),
+        })
+        .collect();
+    std::fs::write(
+        dir.join(format!("{key}.json")),
+        dead.render().expect("render"),
+    )
+    .expect("write");
 
     let b = e
         .prestart(&k, "b", "ip_vs_wrr")
