@@ -68,3 +68,27 @@ pub fn watched<T>(
         out
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_budget_leaves_the_rollback_a_reserve() {
+        let s = Duration::from_secs;
+        let ms = Duration::from_millis;
+        // (timeout, asked, budget)
+        let table = [
+            (s(20), None, s(15)),
+            (s(20), Some(ms(50)), ms(50)),
+            (s(20), Some(s(60)), s(15)),
+            (s(2), None, s(1)),
+            (s(1), None, ms(500)),
+            (s(0), None, s(0)),
+        ];
+        for (timeout, asked, want) in table {
+            assert_eq!(budget(timeout, asked), want, "{timeout:?} {asked:?}");
+            assert!(timeout.is_zero() || reserve(timeout) > Duration::ZERO);
+        }
+    }
+}
