@@ -131,12 +131,14 @@ impl Claim {
             r.runtime_state = runtime_state_of(&root, &mine.id, &mine.bundle);
         }
         // Nothing to insert: nothing a crash could leave behind, so the record is
-        // written once, when the load is done.
+        // written once, when the load is done. The pending entries go first: a record
+        // still loading always has them, so the next hook naming one of its modules
+        // finds it (entries without a record are leftovers it drops).
         if !r.pending.is_empty() {
-            self.store.put_record(&r)?;
             for m in &r.pending {
                 self.store.add_to(List::Pending, m.as_str(), &mine.key)?;
             }
+            self.store.put_record(&r)?;
         }
         mine.record = Some(r);
         Ok(())

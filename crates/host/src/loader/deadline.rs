@@ -63,6 +63,11 @@ impl Deadline {
         self.budget
     }
 
+    /// When it runs out.
+    pub fn at(&self) -> Instant {
+        self.at
+    }
+
     /// Time left, zero once it ran out.
     pub fn remaining(&self) -> Duration {
         self.at.saturating_duration_since(Instant::now())

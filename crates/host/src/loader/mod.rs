@@ -158,11 +158,8 @@ impl Loader<'_> {
     /// Waits for `module`, which another process is loading, at most `coming_wait` and
     /// never past the deadline, which leaves the rollback its time.
     fn wait_coming(&self, module: &str, report: &mut LoadReport) -> Result<(), LoadError> {
-        let start = Instant::now();
-        let wait = match self.deadline {
-            Some(d) => self.coming_wait.min(d.remaining()),
-            None => self.coming_wait,
-        };
+        let end = Instant::now() + self.coming_wait;
+        let end = self.deadline.map_or(end, |d| end.min(d.at()));
         loop {
             match self.kernel.state(module) {
                 ModState::Coming => {}
@@ -179,7 +176,7 @@ impl Loader<'_> {
                     })
                 }
             }
-            if start.elapsed() >= wait {
+            if Instant::now() >= end {
                 if let Some(d) = self.deadline {
                     d.check(module, deadline::WAITING_FOR)?;
                 }
