@@ -59,7 +59,7 @@ pub enum LoadError {
     Unrecorded {
         module: String,
         #[source]
-        source: StateError,
+        source: Box<StateError>,
     },
     /// The cause is the source: the message says only what the rollback did.
     #[error("load failed, rolled back {rolled_back:?}{}", if .left.is_empty() { String::new() } else { format!(", could not remove {:?}", .left) })]
@@ -284,7 +284,7 @@ impl Loader<'_> {
                 report.inserted.push(module.to_string());
                 record(module).map_err(|source| LoadError::Unrecorded {
                     module: module.to_string(),
-                    source,
+                    source: Box::new(source),
                 })
             }
             // Someone else loaded it between the plan and now: it is theirs, not ours.
