@@ -155,7 +155,7 @@ pub struct HookArgs {
     /// Policy file [default: ROOT/etc/modgate/policy.toml, else the built-in default]
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
-    /// Fail after this many seconds; loads stop a quarter of it earlier (at least 1 s)
+    /// Fail after this many seconds; loads stop a tenth of it earlier (at least 1 s)
     /// and are rolled back
     #[arg(long, value_name = "SECONDS", default_value_t = 20)]
     pub timeout: u64,

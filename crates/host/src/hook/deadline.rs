@@ -22,10 +22,11 @@ pub fn alarm(secs: u64) {
     unsafe { libc::alarm(secs) };
 }
 
-/// What the hook keeps of a timeout for rolling back: a quarter of it, at least a
-/// second, never more than half.
+/// What the hook keeps of a timeout for rolling back: a tenth of it, at least a
+/// second, never more than half. Removing modules takes milliseconds (`delete_module`
+/// never waits); the rest is margin for a loaded host.
 pub fn reserve(timeout: Duration) -> Duration {
-    (timeout / 4).max(Duration::from_secs(1)).min(timeout / 2)
+    (timeout / 10).max(Duration::from_secs(1)).min(timeout / 2)
 }
 
 /// The load's budget for a hook with `timeout`: the timeout less its [`reserve`], or
@@ -79,9 +80,10 @@ mod tests {
         let ms = Duration::from_millis;
         // (timeout, asked, budget)
         let table = [
-            (s(20), None, s(15)),
+            (s(20), None, s(18)),
             (s(20), Some(ms(50)), ms(50)),
-            (s(20), Some(s(60)), s(15)),
+            (s(20), Some(s(60)), s(18)),
+            (s(60), None, s(54)),
             (s(2), None, s(1)),
             (s(1), None, ms(500)),
             (s(0), None, s(0)),
