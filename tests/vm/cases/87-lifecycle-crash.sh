@@ -58,7 +58,7 @@ for d in 30 60 100 150 200 300 400 500 700 900 1200 1600 2000; do
     fi
     echo "  hook killed after $d ms: $what"
 
-    begin "SIGKILL after $d ms ($what): the next hook runs, what was left is modgate's, then removed"
+    begin "SIGKILL after $d ms ($what): the next hook runs, what it recorded is modgate's, then removed"
     b2=$(new_bundle n$n ip_vs,ip_vs_wrr)
     hook_by_hand $b2 n$n --root $R hook prestart --policy $OLR --log $b2/hook.log
     show $b2/hook.log hook.log
