@@ -58,6 +58,7 @@ impl HookCli {
                 state: None,
                 policy: None,
                 timeout: DEFAULT_HOOK_TIMEOUT,
+                load_budget_ms: None,
                 log: None,
                 with_relabel: false,
             }),
@@ -189,9 +190,14 @@ pub struct HookArgs {
     /// Policy file [default: ROOT/etc/modgate/policy.toml, else the built-in default]
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
-    /// Fail after this many seconds
+    /// Fail after this many seconds; loads stop a tenth of it earlier (at least 1 s)
+    /// and are rolled back
     #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_HOOK_TIMEOUT)]
     pub timeout: u64,
+    /// Stop loading and roll back after this many milliseconds, if sooner than the
+    /// timeout's budget (for tests)
+    #[arg(long, value_name = "MS")]
+    pub load_budget_ms: Option<u64>,
     /// Also write the log to this file
     #[arg(long, value_name = "FILE")]
     pub log: Option<PathBuf>,

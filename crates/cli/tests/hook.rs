@@ -335,3 +335,25 @@ fn a_container_id_cannot_forge_log_lines_or_reach_a_terminal() {
     assert!(!err.contains('\u{1b}'), "{err:?}");
     assert!(!e.log().contains('\u{1b}'));
 }
+
+#[test]
+fn a_load_past_its_budget_fails_closed_before_inserting() {
+    let e = env();
+    e.live(&["crc32c_generic", "libcrc32c"]);
+    std::fs::create_dir_all(e.root().join("proc")).expect("mkdir");
+    std::fs::write(e.root().join("proc/modules"), "").expect("proc/modules");
+    e.config("c1", &[&format!("KERNEL_MODULES={SEED_REQUEST}")], &[]);
+    let o = e.hook(&["prestart", "--load-budget-ms", "0"], &e.state("c1"));
+    assert_refused(
+        &o,
+        "container c1: the load ran past its budget of 0ns before inserting module \"nf_conntrack\"",
+    );
+    let records = std::fs::read_dir(e.store().join("containers"))
+        .map(|d| {
+            d.flatten()
+                .filter(|f| f.path().extension().is_some_and(|x| x == "json"))
+                .count()
+        })
+        .unwrap_or(0);
+    assert_eq!(records, 0, "a failed load leaves no record");
+}

@@ -67,6 +67,11 @@ pub struct ContainerRecord {
     /// While loading: the modules the plan was about to insert.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pending: Vec<ModuleName>,
+    /// While loading: each module this load has inserted, written right after its
+    /// insertion returned and before anything else. The proof recovery needs: a module
+    /// that is only pending may have been loaded by anyone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub progress: Vec<Insertion>,
     /// The runtime's state directory for this container, relative to the root, when one
     /// existed at the hook (`run/runc/ID`): gone means the container is gone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -84,6 +89,7 @@ impl ContainerRecord {
             inserted: Vec::new(),
             holds: Vec::new(),
             pending: Vec::new(),
+            progress: Vec::new(),
             runtime_state: None,
         }
     }
@@ -120,6 +126,16 @@ impl ContainerRecord {
     pub fn is(&self, id: &str, bundle: &str) -> bool {
         self.id == id && self.bundle == bundle
     }
+}
+
+/// One insertion a load made, as its record keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Insertion {
+    pub module: ModuleName,
+    /// Which load of the module it was (the inode of `/sys/module/NAME`): the same
+    /// module removed and loaded again by someone else is not this insertion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<u64>,
 }
 
 /// Refuses ids modgate does not record (longer than [`MAX_ID_BYTES`]).

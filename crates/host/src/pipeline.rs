@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use modgate_core::policy::Denial;
@@ -15,7 +16,7 @@ use crate::context::{Context, PlanError};
 use crate::integrity::{self, IntegrityError};
 use crate::kernel::{ModuleSyscalls, Sysfs};
 use crate::lifecycle::{Claim, Identity, Released, StateError};
-use crate::loader::{LoadError, LoadReport, Loader};
+use crate::loader::{Deadline, LoadError, LoadReport, Loader};
 use crate::lock::LockError;
 use crate::moddir::ModDirError;
 use crate::policyfile::{self, PolicyFileError};
@@ -53,6 +54,8 @@ pub struct Host {
     pub policy: Option<PathBuf>,
     /// How long to wait for a module another process is loading.
     pub coming_wait: Duration,
+    /// The load's budget (the hook's): past it, the load is rolled back.
+    pub deadline: Option<Arc<Deadline>>,
 }
 
 impl Host {
@@ -154,8 +157,9 @@ pub fn admit_and_load(
         dirname: &ctx.dir.dirname,
         coming_wait: host.coming_wait,
         images: images.as_ref(),
+        deadline: host.deadline.as_deref(),
     };
-    let report = match loader.load(&plan) {
+    let report = match loader.load(&plan, &mut |m| claim.record_insertion(m)) {
         Ok(r) => r,
         Err(e) => {
             outcome.decision = "load failed".into();

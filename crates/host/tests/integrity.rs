@@ -34,6 +34,7 @@ fn load(root: &Path, fake: &RecordingSyscalls) -> (Result<(), AdmitError>, Outco
         config_dirs: Vec::new(),
         policy: None,
         coming_wait: Duration::from_millis(100),
+        deadline: None,
     };
     let mut outcome = Outcome::default();
     let r = pipeline::admit_and_load(

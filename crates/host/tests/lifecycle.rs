@@ -5,13 +5,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use modgate_core::oci::ConfigView;
-use modgate_core::record::{record_key, ContainerRecord, RecordStage};
-use modgate_host::kernel::ModuleSyscalls;
+use modgate_core::record::{record_key, ContainerRecord, Insertion, RecordStage};
+use modgate_host::kernel::{Kernel, ModuleSyscalls};
 use modgate_host::lifecycle::{has_record, Alive, Identity, Session};
-use modgate_host::loader::LoadError;
+use modgate_host::loader::deadline::Watch;
+use modgate_host::loader::{Deadline, LoadError};
 use modgate_host::lock::HostLock;
 use modgate_host::pipeline::{self, AdmitError, Holder, Host, Outcome};
 use modgate_host::root::Root;
@@ -56,6 +58,7 @@ impl Env {
             config_dirs: Vec::new(),
             policy: None,
             coming_wait: Duration::from_millis(100),
+            deadline: None,
         }
     }
 
@@ -68,6 +71,26 @@ impl Env {
         k: &dyn ModuleSyscalls,
         id: &str,
         modules: &str,
+    ) -> Result<Outcome, AdmitError> {
+        self.prestart_under(k, id, modules, self.host())
+    }
+
+    /// A prestart as the hook makes it: under `budget`, waiting up to `coming_wait` for
+    /// a module another process loads.
+    fn host_under(&self, budget: &Arc<Deadline>, coming_wait: Duration) -> Host {
+        Host {
+            deadline: Some(Arc::clone(budget)),
+            coming_wait,
+            ..self.host()
+        }
+    }
+
+    fn prestart_under(
+        &self,
+        k: &dyn ModuleSyscalls,
+        id: &str,
+        modules: &str,
+        host: Host,
     ) -> Result<Outcome, AdmitError> {
         let config = ConfigView::parse(
             format!(r#"{{"process":{{"env":["KERNEL_MODULES={modules}"]}}}}"#).as_bytes(),
@@ -83,7 +106,7 @@ impl Env {
             stage: "prestart",
         };
         pipeline::admit_and_load(
-            &self.host(),
+            &host,
             k,
             &names,
             &BTreeMap::new(),
@@ -346,6 +369,19 @@ fn a_hook_that_died_mid_load_is_recovered_by_the_next() {
     std::fs::write(dir.join(format!(".{key}.json.tmp")), "{\"id\":").expect("write");
     modgate_testkit::set_live(&e.root(), &["crc32c_generic"]);
     modgate_testkit::set_live(&e.root(), &["libcrc32c"]);
+    // Each insertion is in the record as soon as it returned.
+    dead.progress = ["crc32c_generic", "libcrc32c"]
+        .iter()
+        .map(|m| Insertion {
+            module: modgate_core::ModuleName::parse(m).expect("name"),
+            instance: k.instance(m),
+        })
+        .collect();
+    std::fs::write(
+        dir.join(format!("{key}.json")),
+        dead.render().expect("render"),
+    )
+    .expect("write");
 
     let b = e
         .prestart(&k, "b", "ip_vs_wrr")
@@ -665,4 +701,143 @@ fn a_poststop_from_another_bundle_releases_nothing() {
     // Its own poststop still releases it.
     e.poststop(&k, "c1");
     assert_eq!(k.deleted(), ["dummy"]);
+}
+
+/// The load error behind a pipeline's.
+fn load_error(e: &AdmitError) -> &LoadError {
+    match e {
+        AdmitError::Load(l) => l,
+        other => panic!("not a load error: {other}"),
+    }
+}
+
+/// Runs a prestart of the seed request whose insertion of `slow` blocks until the
+/// test lets it go; `meanwhile` runs once the hook is in that insertion.
+fn with_slow_insertion<T>(
+    e: &Env,
+    slow: &'static str,
+    budget: &Arc<Deadline>,
+    meanwhile: impl FnOnce(&SlowFakeKernel) -> T,
+) -> (T, Result<Outcome, AdmitError>) {
+    let (entered, in_init) = std::sync::mpsc::sync_channel(1);
+    let (let_go, release) = std::sync::mpsc::channel();
+    let k = SlowFakeKernel {
+        kernel: e.kernel(),
+        slow,
+        entered,
+        release: std::sync::Mutex::new(release),
+    };
+    let host = e.host_under(budget, Duration::from_secs(60));
+    std::thread::scope(|scope| {
+        let k = &k;
+        let hook = scope.spawn(move || e.prestart_under(k, "a", SEED_REQUEST, host));
+        in_init
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the hook reaches the slow insertion");
+        let out = meanwhile(k);
+        let_go.send(()).expect("let go");
+        (out, hook.join().expect("hook"))
+    })
+}
+
+#[test]
+fn a_load_past_its_budget_between_insertions_leaves_nothing_inserted() {
+    let e = Env::new("never");
+    let budget = Arc::new(Deadline::after(Duration::from_millis(300)));
+    // nf_conntrack's init outlasts the budget; it returns, then the load must stop.
+    let ((), r) = with_slow_insertion(&e, "nf_conntrack", &budget, |_| {
+        std::thread::sleep(budget.remaining() + Duration::from_millis(50));
+    });
+    let err = r.expect_err("past its budget");
+    let line = modgate_core::error_line(&err);
+    assert!(
+        line.contains("rolled back [\"nf_conntrack\", \"libcrc32c\", \"crc32c_generic\"]"),
+        "{line}"
+    );
+    assert!(
+        line.contains("ran past its budget of 300ms before inserting module \"ip_vs\""),
+        "{line}"
+    );
+    assert!(matches!(
+        load_error(&err),
+        LoadError::RolledBack { left, .. } if left.is_empty()
+    ));
+    assert!(live(&e.root()).is_empty(), "{:?}", live(&e.root()));
+    assert!(e.record_ids().is_empty());
+    assert!(e.owned().is_empty());
+}
+
+#[test]
+fn an_insertion_stuck_past_the_budget_is_taken_over_and_the_rest_rolled_back() {
+    let e = Env::new("never");
+    let budget = Arc::new(Deadline::after(Duration::from_millis(300)));
+    let (taken, r) = with_slow_insertion(&e, "ip_vs", &budget, |k| {
+        // What the hook's watchdog does while the loader is stuck in ip_vs's insertion.
+        match budget.watch(k) {
+            Watch::TakenOver(err, held) => {
+                // Until the watchdog lets go (the hook exits holding it), the stuck
+                // insertion cannot go on, even when it returns.
+                let now = live(&e.root());
+                drop(held);
+                (modgate_core::error_line(&err), now)
+            }
+            Watch::Finished => panic!("the load finished"),
+            Watch::Passed => panic!("the watchdog saw no insertion in flight"),
+        }
+    });
+    let (line, at_takeover) = taken;
+    assert!(
+        line.contains("rolled back [\"nf_conntrack\", \"libcrc32c\", \"crc32c_generic\"]"),
+        "{line}"
+    );
+    assert!(
+        line.contains("while the kernel was still inserting module \"ip_vs\""),
+        "{line}"
+    );
+    assert!(at_takeover.is_empty(), "{at_takeover:?}");
+    // The stuck insertion returned after all (in a test, where the process goes on): it
+    // is removed too, and the load ends without a record.
+    let err = r.expect_err("stopped");
+    assert!(
+        matches!(load_error(&err), LoadError::TakenOver { module, left } if module == "ip_vs" && left.is_empty()),
+        "{err}"
+    );
+    assert!(live(&e.root()).is_empty(), "{:?}", live(&e.root()));
+    assert!(e.record_ids().is_empty());
+    assert!(e.owned().is_empty());
+}
+
+#[test]
+fn the_wait_for_a_coming_module_ends_before_the_budget_and_rolls_back() {
+    let e = Env::new("never");
+    let k = e.kernel();
+    // Another process is loading ip_vs, and never finishes.
+    k.set_state("ip_vs", "coming");
+    let budget = Arc::new(Deadline::after(Duration::from_millis(400)));
+    // As the hook had it: a wait as long as the whole timeout.
+    let host = e.host_under(&budget, Duration::from_secs(20));
+    let start = Instant::now();
+    let err = e
+        .prestart_under(&k, "a", "ip_vs_wrr", host)
+        .expect_err("ip_vs never comes");
+    let took = start.elapsed();
+    assert!(took < Duration::from_secs(2), "waited {took:?}");
+    let line = modgate_core::error_line(&err);
+    assert!(
+        line.contains("rolled back [\"nf_conntrack\", \"libcrc32c\", \"crc32c_generic\"]"),
+        "{line}"
+    );
+    assert!(
+        line.contains(
+            "ran past its budget of 400ms while another process was still loading module \"ip_vs\""
+        ),
+        "{line}"
+    );
+    assert_eq!(k.deleted(), ["nf_conntrack", "libcrc32c", "crc32c_generic"]);
+    assert_eq!(
+        live(&e.root()),
+        BTreeSet::from(["ip_vs".to_string()]),
+        "only ip_vs, still coming"
+    );
+    assert!(e.record_ids().is_empty());
 }

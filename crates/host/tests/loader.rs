@@ -5,8 +5,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use modgate_host::context::Context;
+use modgate_host::kernel::ModuleSyscalls;
 use modgate_host::kernel::Sysfs;
-use modgate_host::loader::{LoadError, Loader};
+use modgate_host::loader::{Deadline, LoadError, Loader};
 use modgate_host::root::Root;
 use modgate_testkit::{Call, RecordingSyscalls, FIXTURE_RELEASE, SEED_CLOSURE};
 
@@ -21,6 +22,15 @@ fn run(
     names: &[&str],
     fake: &RecordingSyscalls,
 ) -> Result<modgate_host::loader::LoadReport, LoadError> {
+    run_under(root, names, fake, None)
+}
+
+fn run_under(
+    root: &Path,
+    names: &[&str],
+    fake: &dyn ModuleSyscalls,
+    deadline: Option<&Deadline>,
+) -> Result<modgate_host::loader::LoadReport, LoadError> {
     let ctx = Context::open(Root::new(root), FIXTURE_RELEASE.into(), &[]).expect("open");
     let kernel = Sysfs { root: &ctx.root };
     let plan = ctx.plan(names, &kernel).expect("plan");
@@ -32,8 +42,9 @@ fn run(
         dirname: &ctx.dir.dirname,
         coming_wait: Duration::from_millis(50),
         images: None,
+        deadline,
     };
-    loader.load(&plan)
+    loader.load(&plan, &mut |_| Ok(()))
 }
 
 fn inserted(calls: &[Call]) -> Vec<String> {

@@ -1,7 +1,9 @@
 # Crashes and damage. A hook killed with SIGKILL in the middle of a load (at a
 # sweep of delays; the xz tree makes a load slow enough to land in): the next
-# hook and gc cope, the dead hook's record is not lost, and every module it
-# left live is recorded as modgate's and removed by the next release or gc.
+# hook and gc cope, the dead hook's record is not lost, and every module its
+# record shows it inserted (its "progress") is recorded as modgate's and removed
+# by the next release or gc. A module it left live without that proof (killed
+# while the kernel inserted it) is nobody's: modgate leaves it, the admin removes it.
 # A damaged record or ledger entry: the hook that reads it logs it, moves it aside,
 # goes on.
 LC=/tmp/lc-crash
@@ -15,6 +17,11 @@ R=/roots/xz
 pre=$(mods)
 
 new_mods() { mods | grep -vxF -f $LC/pre | tr '\n' ' '; }
+# The modules a record's "progress" (pretty JSON) lists.
+progress_of() {
+    tr -d ' \n' <"$1" | sed -n 's/.*"progress":\[\([^]]*\)\].*/\1/p' | tr '{' '\n' |
+        sed -n 's/.*"module":"\([a-z0-9_]*\)".*/\1/p' | tr '\n' ' '
+}
 # A record's file name: the SHA-256 of the container id.
 key() { printf %s "$1" | sha256sum | cut -d' ' -f1; }
 
@@ -35,8 +42,14 @@ for d in 30 60 100 150 200 300 400 500 700 900 1200 1600 2000; do
     wait $pid 2>/dev/null
     rec=/run/modgate/containers/$(key k$n).json
     left=$(new_mods)
+    proven=
+    unproven=
     if [ -f $rec ] && grep -q '"stage": "loading"' $rec; then
-        what="mid-load, live: ${left:-none}"
+        proven=$(progress_of $rec)
+        for m in $left; do
+            case " $proven " in *" $m "*) ;; *) unproven="$unproven $m" ;; esac
+        done
+        what="mid-load, live: ${left:-none}; unrecorded:${unproven:- none}"
         [ -n "$left" ] && mid=$((mid + 1))
     elif [ -f $rec ]; then
         what="after the load"
@@ -45,7 +58,7 @@ for d in 30 60 100 150 200 300 400 500 700 900 1200 1600 2000; do
     fi
     echo "  hook killed after $d ms: $what"
 
-    begin "SIGKILL after $d ms ($what): the next hook runs, what was left is modgate's, then removed"
+    begin "SIGKILL after $d ms ($what): the next hook runs, what it recorded is modgate's, then removed"
     b2=$(new_bundle n$n ip_vs,ip_vs_wrr)
     hook_by_hand $b2 n$n --root $R hook prestart --policy $OLR --log $b2/hook.log
     show $b2/hook.log hook.log
@@ -56,8 +69,11 @@ for d in 30 60 100 150 200 300 400 500 700 900 1200 1600 2000; do
         want "the dead hook's record is handled (gone)" not test -f $rec
         ;;
     esac
-    for m in $left; do
-        want "$m, left live by the dead hook, is modgate's (got $(owner_of $m))" [ "$(owner_of $m)" = modgate ]
+    for m in $proven; do
+        want "$m, recorded as inserted by the dead hook, is modgate's (got $(owner_of $m))" [ "$(owner_of $m)" = modgate ]
+    done
+    for m in $unproven; do
+        want "$m, live without a record of its insertion, is not modgate's" [ "$(owner_of $m)" != modgate ]
     done
     want_loaded ip_vs ip_vs_wrr
     hook_by_hand $b2 n$n --root $R hook poststop --policy $OLR --log $b2/hook.log
@@ -67,6 +83,15 @@ for d in 30 60 100 150 200 300 400 500 700 900 1200 1600 2000; do
     want "gc exits 0" [ $? -eq 0 ]
     show $LC/gc.out gc
     want "no record left" [ -z "$(ls /run/modgate/containers)" ]
+    if [ -n "$unproven" ]; then
+        for m in $unproven; do
+            want "$m, not modgate's, stays loaded" loaded $m
+        done
+        # The admin removes it; then gc removes what it kept in use.
+        for i in 1 2 3; do for m in $unproven; do rmmod $m 2>/dev/null; done; done
+        modgate gc --grace 0 --alive-ids /dev/null --policy $OLR >$LC/gc.out 2>&1
+        show $LC/gc.out gc
+    fi
     want_mods "$pre"
     end
 done

@@ -17,7 +17,9 @@ pub fn run(g: &Global, args: &HookArgs) -> Result<ExitCode, Error> {
         .or(args.stage.as_deref())
         .unwrap_or("");
     let root = Root::new(&g.root);
-    let job = match hook::prepare(stage, &root, args.timeout, std::io::stdin().lock()) {
+    let budget = args.load_budget_ms.map(std::time::Duration::from_millis);
+    let stdin = std::io::stdin().lock();
+    let job = match hook::prepare(stage, &root, args.timeout, budget, stdin) {
         Ok(Some(job)) => job,
         Ok(None) => return Ok(ExitCode::SUCCESS),
         Err(e) => {
@@ -39,6 +41,7 @@ pub fn run(g: &Global, args: &HookArgs) -> Result<ExitCode, Error> {
         config_dirs: g.config_dirs.clone(),
         policy: args.policy.clone(),
         coming_wait: job.coming_wait(),
+        deadline: Some(job.deadline()),
     };
     job.run(&host, &Syscalls).map_err(Logged)?;
     Ok(ExitCode::SUCCESS)

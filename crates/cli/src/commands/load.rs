@@ -19,6 +19,7 @@ pub fn run(g: &Global, args: &RequestArgs) -> Result<ExitCode, Error> {
         config_dirs: g.config_dirs.clone(),
         policy: args.policy.clone(),
         coming_wait: Duration::from_secs(5),
+        deadline: None,
     };
     let names: Vec<&str> = args.names.iter().map(String::as_str).collect();
     let mut outcome = Outcome::default();

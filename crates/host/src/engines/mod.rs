@@ -19,8 +19,8 @@ use serde_json::{json, Map, Value};
 /// The stages modgate hooks into: load before the container starts, release after it.
 pub const STAGES: [&str; 2] = ["prestart", "poststop"];
 
-/// Seconds an engine gives the hook; above the hook's own 20 s watchdog so that the
-/// hook, not the engine, reports a slow load.
+/// Seconds an engine gives the hook; above the hook's own 20 s timeout (its loads stop
+/// and roll back at 18 s) so that the hook, not the engine, ends a slow load.
 pub const HOOK_TIMEOUT: u64 = 30;
 
 /// The name modgate's runtime wrapper is registered under (Docker, containerd, the

@@ -12,6 +12,8 @@ pub mod deadline;
 
 use std::collections::BTreeMap;
 use std::io::Read;
+use std::sync::Arc;
+use std::time::Duration;
 
 use modgate_core::oci::{ConfigView, OciError, State};
 use modgate_core::record::MAX_ID_BYTES;
@@ -21,6 +23,7 @@ use modgate_core::Request;
 use crate::kernel::ModuleSyscalls;
 use crate::lifecycle::metrics::{self, Counter};
 use crate::lifecycle::{has_record, Identity};
+use crate::loader::{Deadline, LoadError};
 use crate::pipeline::{self, AdmitError, Holder, Host, Outcome};
 use crate::root::Root;
 pub use bundle::{read_config, read_state, BundleError, MAX_STATE_BYTES};
@@ -103,16 +106,19 @@ pub struct Job {
     state: State,
     config: ConfigView,
     request: Request,
-    timeout: u64,
+    timeout: Duration,
+    deadline: Arc<Deadline>,
 }
 
 /// The fast path: `None` when the container asks for nothing (or, at poststop, holds
-/// nothing), decided before anything else is read. Until it returns, the alarm is the
-/// deadline; a returned [`Job`] has a watchdog thread instead.
+/// nothing), decided before anything else is read. Until [`Job::run`] starts its
+/// watchdog thread, the alarm is the deadline. `load_budget`: a budget for the load
+/// shorter than the one `timeout` gives ([`deadline::budget`]).
 pub fn prepare(
     stage_name: &str,
     root: &Root,
     timeout: u64,
+    load_budget: Option<Duration>,
     stdin: impl Read,
 ) -> Result<Option<Job>, HookError> {
     let stage = HookStage::parse(stage_name)
@@ -148,8 +154,10 @@ pub fn prepare(
         }
         (config, request)
     };
-    deadline::alarm(0);
-    deadline::watchdog(timeout);
+    // The budget counts from here, where the work begins; the alarm stays armed until
+    // the watchdog replaces it.
+    let timeout = Duration::from_secs(timeout);
+    let deadline = Arc::new(Deadline::after(deadline::budget(timeout, load_budget)));
     Ok(Some(Job {
         stage,
         stage_name: stage_name.to_string(),
@@ -157,6 +165,7 @@ pub fn prepare(
         config,
         request,
         timeout,
+        deadline,
     }))
 }
 
@@ -165,14 +174,44 @@ impl Job {
         &self.state.id
     }
 
-    /// How long to wait for a module someone else is loading: the hook's own deadline.
-    pub fn coming_wait(&self) -> std::time::Duration {
-        std::time::Duration::from_secs(self.timeout.max(1))
+    /// How long to wait for a module someone else is loading: the load's budget (the
+    /// loader never waits past it, which leaves the rollback its time).
+    pub fn coming_wait(&self) -> Duration {
+        self.deadline.budget()
+    }
+
+    /// The load's budget, for [`Host::deadline`].
+    pub fn deadline(&self) -> Arc<Deadline> {
+        Arc::clone(&self.deadline)
     }
 
     /// Loads the request (prestart, createRuntime) or releases (poststop), and logs one
-    /// line saying what it did.
+    /// line saying what it did, under the watchdog ([`deadline::watched`]).
     pub fn run(&self, host: &Host, syscalls: &dyn ModuleSyscalls) -> Result<(), HookError> {
+        deadline::alarm(0);
+        deadline::watched(
+            self.timeout,
+            &self.deadline,
+            syscalls,
+            |e| self.stopped(host, e),
+            || self.work(host, syscalls),
+        )
+    }
+
+    /// A load the watchdog stopped and rolled back: the hook's line, its count and the
+    /// one line on stderr, before the watchdog exits.
+    fn stopped(&self, host: &Host, e: &LoadError) {
+        let line = format!(
+            "container {}: {}",
+            self.state.id,
+            modgate_core::error_line(e)
+        );
+        tracing::error!(container = %self.state.id, stage = %self.stage_name, decision = "load failed", "{line}");
+        metrics::bump(&host.root.path("run/modgate"), Counter::Refused("load"), 1);
+        eprintln!("modgate: {line}");
+    }
+
+    fn work(&self, host: &Host, syscalls: &dyn ModuleSyscalls) -> Result<(), HookError> {
         let id = self.state.id.as_str();
         let mut outcome = Outcome {
             container: id.to_string(),

@@ -16,8 +16,9 @@ use modgate_core::record::{check_id, record_key, ContainerRecord, RecordStage};
 use modgate_core::ModuleName;
 
 use super::metrics::{self, Counter};
+use super::recovery::proven;
 use super::store::{now_ms, List, StateError, Store};
-use crate::kernel::{Kernel, KernelView, ModState, Sysfs};
+use crate::kernel::{Kernel, Sysfs};
 use crate::lock::{FileLock, HostLock};
 use crate::root::Root;
 
@@ -179,8 +180,8 @@ impl Claim {
 
     /// Entries in `pending/` of a locked module belong to hooks that died before they
     /// recorded their load (a live hook with that module pending would hold its lock):
-    /// what such a hook left live in the modules this claim holds is recorded as
-    /// modgate's, held by nobody. A dead record left with nothing pending and holding
+    /// what such a hook provably inserted ([`proven`]) and is still live in the modules
+    /// this claim holds is recorded as modgate's, held by nobody. A dead record left with nothing pending and holding
     /// nothing goes; one that still names other modules waits for their next hook, or
     /// for `status`/`gc`.
     fn recover_pending(&mut self, modules: &[String]) -> Result<(), StateError> {
@@ -209,7 +210,7 @@ impl Claim {
             if let Some(r) = &record {
                 for p in &r.pending {
                     if self.locked.contains_key(p.as_str()) {
-                        if self.adopt(p, &r.id)? {
+                        if self.adopt(p, r)? {
                             adopted.push(p.to_string());
                         }
                         done.push(p.clone());
@@ -251,13 +252,14 @@ impl Claim {
         self.warnings.push(msg);
     }
 
-    /// Records `m`, live now and inserted by a hook of `by` that died, as modgate's,
-    /// unless it already is.
-    fn adopt(&mut self, m: &ModuleName, by: &str) -> Result<bool, StateError> {
+    /// Records `m` as modgate's when the record of `dead`, a hook that died, proves
+    /// it inserted the load of `m` that is live now, unless it already is modgate's.
+    fn adopt(&mut self, m: &ModuleName, dead: &ContainerRecord) -> Result<bool, StateError> {
         let kernel = Sysfs { root: &self.root };
-        if kernel.state(m.as_str()) != ModState::Live || self.store.owned(m.as_str())?.is_some() {
+        if !proven(dead, m.as_str(), &kernel) || self.store.owned(m.as_str())?.is_some() {
             return Ok(false);
         }
+        let by = dead.id.as_str();
         let instance = kernel.instance(m.as_str());
         let owned = modgate_core::record::Owned {
             loaded_at: now_ms(),
@@ -271,7 +273,8 @@ impl Claim {
 
     /// Our own record still loading, under our container lock: an earlier hook of this
     /// container died mid-load. The container did not start, so it holds nothing; what
-    /// that hook left live is modgate's. The record goes (this hook writes a new one).
+    /// that hook provably inserted and is still live is modgate's. The record goes (this
+    /// hook writes a new one).
     fn bury_own_dead_load(&mut self) -> Result<(), StateError> {
         let Some(mine) = self.mine.as_mut() else {
             return Ok(());
@@ -282,7 +285,7 @@ impl Claim {
         let key = mine.key.clone();
         let mut adopted = Vec::new();
         for m in &r.pending {
-            if self.adopt(m, &r.id)? {
+            if self.adopt(m, &r)? {
                 adopted.push(m.to_string());
             }
             self.store.remove_from(List::Pending, m.as_str(), &key)?;

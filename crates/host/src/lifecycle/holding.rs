@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use modgate_core::plan::{Action, Plan};
 use modgate_core::policy::Unload;
-use modgate_core::record::{ContainerRecord, Ledger, Owned, RecordStage};
+use modgate_core::record::{ContainerRecord, Insertion, Ledger, Owned, RecordStage};
 use modgate_core::ModuleName;
 
 use super::claim::Claim;
@@ -120,6 +120,7 @@ impl Claim {
                 r.requested.push(n);
             }
         }
+        r.progress.clear();
         r.pending = module_names(
             plan.steps
                 .iter()
@@ -130,15 +131,35 @@ impl Claim {
             r.runtime_state = runtime_state_of(&root, &mine.id, &mine.bundle);
         }
         // Nothing to insert: nothing a crash could leave behind, so the record is
-        // written once, when the load is done.
+        // written once, when the load is done. The pending entries go first: a record
+        // still loading always has them, so the next hook naming one of its modules
+        // finds it (entries without a record are leftovers it drops).
         if !r.pending.is_empty() {
-            self.store.put_record(&r)?;
             for m in &r.pending {
                 self.store.add_to(List::Pending, m.as_str(), &mine.key)?;
             }
+            self.store.put_record(&r)?;
         }
         mine.record = Some(r);
         Ok(())
+    }
+
+    /// Right after an insertion, before anything else: the record says this load
+    /// inserted `module`, and which load of it that is. Recovery adopts only what such
+    /// an entry proves.
+    pub fn record_insertion(&mut self, module: &str) -> Result<(), StateError> {
+        let instance = self.kernel().instance(module);
+        let Some(r) = self.mine.as_mut().and_then(|m| m.record.as_mut()) else {
+            return Ok(());
+        };
+        let Some(m) = module_names([&module.to_string()]).pop() else {
+            return Ok(());
+        };
+        r.progress.push(Insertion {
+            module: m,
+            instance,
+        });
+        self.store.put_record(r)
     }
 
     /// After a successful load: what it inserted is modgate's, and the container holds
@@ -159,6 +180,7 @@ impl Claim {
         };
         let before = r.holds.clone();
         let pending = std::mem::take(&mut r.pending);
+        r.progress.clear();
         r.stage = RecordStage::Holding;
         r.times.insert("loaded".into(), now);
         for m in module_names(report.inserted.iter().chain(&report.present)) {

@@ -73,16 +73,16 @@ fn a_load_is_recorded_before_and_after_and_released_at_poststop() {
         assert_eq!(r.stage, RecordStage::Loading);
         assert_eq!(r.pending, ["ip_vs", "ip_vs_wrr"]);
         assert!(r.times.contains_key("prestart"));
-        // The hook dies here: its locks go with it, its record stays.
+        k.set_live(&["ip_vs"]);
+        c.record_insertion("ip_vs").expect("record ip_vs");
+        // The hook dies here, in ip_vs_wrr's insertion: its locks go with it, its
+        // record stays, and says it inserted ip_vs only.
     }
-    k.set_live(&["ip_vs", "ip_vs_wrr"]);
-    // A session sees the record on disk.
+    k.set_live(&["ip_vs_wrr"]);
+    // A session sees the record on disk: ip_vs_wrr may be anyone's load.
     t.with_session(|s| {
         assert!(s.warnings[0].contains("container a: its hook died while loading"));
-        assert_eq!(
-            s.ledger().modules.keys().collect::<Vec<_>>(),
-            ["ip_vs", "ip_vs_wrr"]
-        );
+        assert_eq!(s.ledger().modules.keys().collect::<Vec<_>>(), ["ip_vs"]);
         assert!(s.records.is_empty());
     });
     let mut c = t.claim("b", &CLOSURE);
@@ -100,14 +100,14 @@ fn a_load_is_recorded_before_and_after_and_released_at_poststop() {
         .release(&k, Unload::OnLastRelease)
         .expect("release")
         .expect("had a record");
-    assert_eq!(out.unloaded, ["ip_vs_wrr", "ip_vs"], "never nf_conntrack");
+    assert_eq!(out.unloaded, ["ip_vs"], "never nf_conntrack, nor ip_vs_wrr");
     assert!(t
         .claim("b", &[])
         .release(&k, Unload::OnLastRelease)
         .expect("again")
         .is_none());
-    assert_eq!(k.deleted(), ["ip_vs_wrr", "ip_vs"]);
-    assert_eq!(k.live(), ["nf_conntrack"]);
+    assert_eq!(k.deleted(), ["ip_vs"]);
+    assert_eq!(k.live(), ["ip_vs_wrr", "nf_conntrack"]);
 }
 
 #[test]
@@ -118,8 +118,11 @@ fn a_hook_recovers_what_a_dead_hook_left_in_the_modules_it_names() {
     {
         let mut c = t.claim("dead", &["dummy", "ip_vs"]);
         c.begin_load("prestart", &[], &plan).expect("begin");
+        for m in ["dummy", "ip_vs"] {
+            k.set_live(&[m]);
+            c.record_insertion(m).expect("record");
+        }
     }
-    k.set_live(&["dummy", "ip_vs"]);
     // Names only dummy: recovers dummy, leaves ip_vs for whoever names it.
     let c = t.claim("next", &["dummy"]);
     assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
@@ -158,6 +161,79 @@ fn a_hook_recovers_what_a_dead_hook_left_in_the_modules_it_names() {
     live.finish_load(&report(&["veth"], &[])).expect("finish");
     drop(live);
     assert_eq!(other.join().expect("thread"), 0, "nothing to recover");
+}
+
+/// A hook killed before (or while) inserting leaves its modules pending; one that is
+/// live afterwards was loaded by something else as far as modgate can show.
+#[test]
+fn a_module_a_dead_hook_only_meant_to_insert_is_never_adopted() {
+    let t = TempRoot::new();
+    let k = FakeKernel::new(&t.root);
+    let plan = t.plan_inserting(&["dummy", "veth"], &[]);
+    for (who, next) in [("dead1", "claim"), ("dead2", "session")] {
+        {
+            let mut c = t.claim(who, &["dummy", "veth"]);
+            c.begin_load("prestart", &[], &plan).expect("begin");
+            // Killed here, before its first insertion.
+        }
+        // Someone else loads both, dummy twice: the same record, another load of it.
+        k.set_live(&["dummy", "veth"]);
+        if next == "claim" {
+            let c = t.claim("next", &["dummy", "veth"]);
+            assert!(
+                c.warnings[0].contains(&format!("container {who}: its hook died")),
+                "{:?}",
+                c.warnings
+            );
+            assert!(c.warnings[0].ends_with(": none"), "{:?}", c.warnings);
+        } else {
+            t.with_session(|s| {
+                assert!(s.warnings[0].ends_with(": none"), "{:?}", s.warnings);
+                assert!(s.ledger().modules.is_empty());
+                assert!(s.records.is_empty());
+            });
+        }
+        let mut s = super::super::store::Store::open(&t.root).expect("store");
+        assert!(s.owned("dummy").expect("owned").is_none(), "{next}");
+        assert!(s.owned("veth").expect("owned").is_none(), "{next}");
+        assert!(s
+            .record(&modgate_core::record::record_key(who))
+            .expect("read")
+            .is_none());
+    }
+    // Nothing of it is modgate's to remove.
+    let mut c = t.claim("holder", &["dummy", "veth"]);
+    let plan = t.plan_inserting(&[], &["dummy", "veth"]);
+    c.begin_load("prestart", &[], &plan).expect("begin");
+    c.finish_load(&report(&[], &["dummy", "veth"]))
+        .expect("finish");
+    let out = c
+        .release(&k, Unload::OnLastRelease)
+        .expect("release")
+        .expect("held");
+    assert!(out.unloaded.is_empty(), "{out:?}");
+    assert!(k.deleted().is_empty());
+    assert_eq!(k.live(), ["dummy", "veth"]);
+}
+
+/// A dead hook's record proves one load of a module: removed and loaded again by
+/// someone else, the module is not adopted.
+#[test]
+fn a_module_reloaded_after_the_hook_died_is_not_adopted() {
+    let t = TempRoot::new();
+    let k = FakeKernel::new(&t.root);
+    let plan = t.plan_inserting(&["dummy"], &[]);
+    {
+        let mut c = t.claim("dead", &["dummy"]);
+        c.begin_load("prestart", &[], &plan).expect("begin");
+        k.set_live(&["dummy"]);
+        c.record_insertion("dummy").expect("record");
+    }
+    k.reload("dummy");
+    t.with_session(|s| {
+        assert!(s.warnings[0].ends_with(": none"), "{:?}", s.warnings);
+        assert!(s.ledger().modules.is_empty());
+    });
 }
 
 #[test]

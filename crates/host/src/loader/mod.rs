@@ -1,6 +1,10 @@
 //! Executes a load plan: inserts each module in order, waits for ones being loaded by
 //! someone else, and on any required failure removes what this request inserted (in
-//! reverse) before failing. Modules that were already loaded are never touched.
+//! reverse) before failing. Modules that were already loaded are never touched. Under
+//! a [`Deadline`], a load that runs past its budget is rolled back the same way.
+
+pub mod deadline;
+mod explain;
 
 use std::ffi::CString;
 use std::io;
@@ -11,8 +15,11 @@ use modgate_core::{Action, ModState, Plan};
 
 use crate::integrity::CheckedImages;
 use crate::kernel::{Diagnosis, Kernel, ModuleSyscalls, MODULE_INIT_COMPRESSED_FILE};
+use crate::lifecycle::StateError;
 use crate::modfile::{self, Compression, ModFileError};
 use crate::root::Root;
+pub use deadline::Deadline;
+pub use explain::explain;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -39,6 +46,23 @@ pub enum LoadError {
     NotChecked { module: String, reason: String },
     #[error("module {module:?} was still being loaded by another process after {waited:?}")]
     ComingTimeout { module: String, waited: Duration },
+    #[error("the load ran past its budget of {budget:?} {when} module {module:?}")]
+    Deadline {
+        module: String,
+        budget: Duration,
+        when: &'static str,
+    },
+    /// The watchdog rolled the load back while `module` was being inserted; `left`: that
+    /// module, inserted after all and not removable.
+    #[error("load stopped by the watchdog while module {module:?} was being inserted{}", if .left.is_empty() { String::new() } else { format!(", could not remove {:?}", .left) })]
+    TakenOver { module: String, left: Vec<String> },
+    /// Not recorded, so not provably modgate's: it is rolled back with the rest.
+    #[error("module {module:?} was inserted but could not be recorded")]
+    Unrecorded {
+        module: String,
+        #[source]
+        source: Box<StateError>,
+    },
     /// The cause is the source: the message says only what the rollback did.
     #[error("load failed, rolled back {rolled_back:?}{}", if .left.is_empty() { String::new() } else { format!(", could not remove {:?}", .left) })]
     RolledBack {
@@ -72,10 +96,17 @@ pub struct Loader<'a> {
     /// When the policy checks module files: the checked images, loaded as they are
     /// with `init_module` instead of from their files.
     pub images: Option<&'a CheckedImages>,
+    /// The load's budget, when it has one (the hook's).
+    pub deadline: Option<&'a Deadline>,
 }
 
+/// Called right after each insertion, before anything else: the load's record says
+/// the module went in (the proof recovery needs). A module it cannot record is rolled
+/// back.
+pub type RecordInsertion<'r> = dyn FnMut(&str) -> Result<(), StateError> + 'r;
+
 impl Loader<'_> {
-    pub fn load(&self, plan: &Plan) -> Result<LoadReport, LoadError> {
+    pub fn load(&self, plan: &Plan, record: &mut RecordInsertion) -> Result<LoadReport, LoadError> {
         let mut report = LoadReport::default();
         let needs_insert = plan
             .steps
@@ -87,6 +118,11 @@ impl Loader<'_> {
             ));
         }
         for step in &plan.steps {
+            if let (Some(d), Action::Insert { .. }) = (self.deadline, &step.action) {
+                if let Err(e) = d.check(&step.module, deadline::BEFORE_INSERTING) {
+                    return Err(self.roll_back(e, &report.inserted));
+                }
+            }
             let result = match &step.action {
                 Action::Loaded | Action::Builtin => {
                     report.present.push(step.module.clone());
@@ -101,11 +137,16 @@ impl Loader<'_> {
                     module: step.module.clone(),
                 }),
                 Action::Insert { path, options } => {
-                    self.insert(&step.module, path, options, &mut report)
+                    self.insert(&step.module, path, options, &mut report, record)
                 }
             };
             match result {
                 Ok(()) => {}
+                // The watchdog rolled back everything already.
+                Err(e @ LoadError::TakenOver { .. }) => return Err(e),
+                Err(e @ (LoadError::Deadline { .. } | LoadError::Unrecorded { .. })) => {
+                    return Err(self.roll_back(e, &report.inserted))
+                }
                 Err(e) if !step.required => {
                     tracing::warn!(module = %step.module, error = %e, "optional softdep not loaded");
                     report.skipped.push((step.module.clone(), e.to_string()));
@@ -116,8 +157,11 @@ impl Loader<'_> {
         Ok(report)
     }
 
+    /// Waits for `module`, which another process is loading, at most `coming_wait` and
+    /// never past the deadline, which leaves the rollback its time.
     fn wait_coming(&self, module: &str, report: &mut LoadReport) -> Result<(), LoadError> {
-        let start = Instant::now();
+        let end = Instant::now() + self.coming_wait;
+        let end = self.deadline.map_or(end, |d| end.min(d.at()));
         loop {
             match self.kernel.state(module) {
                 ModState::Coming => {}
@@ -134,7 +178,10 @@ impl Loader<'_> {
                     })
                 }
             }
-            if start.elapsed() >= self.coming_wait {
+            if Instant::now() >= end {
+                if let Some(d) = self.deadline {
+                    d.check(module, deadline::WAITING_FOR)?;
+                }
                 return Err(LoadError::ComingTimeout {
                     module: module.to_string(),
                     waited: self.coming_wait,
@@ -150,6 +197,7 @@ impl Loader<'_> {
         path: &str,
         options: &str,
         report: &mut LoadReport,
+        record: &mut RecordInsertion,
     ) -> Result<(), LoadError> {
         let file_err = |source| LoadError::File {
             module: module.to_string(),
@@ -167,8 +215,8 @@ impl Loader<'_> {
                     module: module.to_string(),
                     reason,
                 })?;
-            let result = self.init(module, image, &params);
-            return self.inserted(module, result, report);
+            let result = self.syscall(module, || self.init(module, image, &params))?;
+            return self.inserted(module, result, report, record);
         }
         let rel = modfile::relative(self.dirname, path);
         let file = modfile::open_beneath(self.moddir, rel).map_err(file_err)?;
@@ -180,22 +228,49 @@ impl Loader<'_> {
             })
         })?;
         let kind = Compression::sniff(&head[..n]);
-        let result = if kind == Compression::None {
-            match self.syscalls.finit_module(module, &file, &params, 0) {
-                Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
-                    let image = modfile::read_image(&file, kind, path).map_err(file_err)?;
-                    self.init(module, &image, &params)
-                }
-                r => r,
-            }
-        } else if self.kernel_decompresses(kind) {
-            self.syscalls
-                .finit_module(module, &file, &params, MODULE_INIT_COMPRESSED_FILE)
-        } else {
-            let image = modfile::read_image(&file, kind, path).map_err(file_err)?;
-            self.init(module, &image, &params)
+        // Decompressed before the deadline's watch on the insertion begins: only the
+        // kernel's part cannot be stopped.
+        let image = match kind {
+            Compression::None => None,
+            _ if self.kernel_decompresses(kind) => None,
+            _ => Some(modfile::read_image(&file, kind, path).map_err(file_err)?),
         };
-        self.inserted(module, result, report)
+        let result = match image {
+            Some(image) => self.syscall(module, || self.init(module, &image, &params))?,
+            None => {
+                let flags = match kind {
+                    Compression::None => 0,
+                    _ => MODULE_INIT_COMPRESSED_FILE,
+                };
+                let finit = || self.syscalls.finit_module(module, &file, &params, flags);
+                match self.syscall(module, finit)? {
+                    Err(e)
+                        if kind == Compression::None && e.raw_os_error() == Some(libc::ENOSYS) =>
+                    {
+                        let image = modfile::read_image(&file, kind, path).map_err(file_err)?;
+                        self.syscall(module, || self.init(module, &image, &params))?
+                    }
+                    r => r,
+                }
+            }
+        };
+        self.inserted(module, result, report, record)
+    }
+
+    /// One insertion syscall, under the deadline when there is one: refused once the
+    /// budget ran out; `Err` also when the watchdog stopped the load meanwhile.
+    fn syscall(
+        &self,
+        module: &str,
+        call: impl FnOnce() -> io::Result<()>,
+    ) -> Result<io::Result<()>, LoadError> {
+        let Some(d) = self.deadline else {
+            return Ok(call());
+        };
+        d.enter(module)?;
+        let result = call();
+        d.leave(module, result.is_ok(), self.syscalls)?;
+        Ok(result)
     }
 
     /// Records what an insertion did.
@@ -204,11 +279,15 @@ impl Loader<'_> {
         module: &str,
         result: io::Result<()>,
         report: &mut LoadReport,
+        record: &mut RecordInsertion,
     ) -> Result<(), LoadError> {
         match result {
             Ok(()) => {
                 report.inserted.push(module.to_string());
-                Ok(())
+                record(module).map_err(|source| LoadError::Unrecorded {
+                    module: module.to_string(),
+                    source: Box::new(source),
+                })
             }
             // Someone else loaded it between the plan and now: it is theirs, not ours.
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
@@ -233,27 +312,41 @@ impl Loader<'_> {
 
     /// Removes, newest first, what this request inserted; returns the error to report.
     fn roll_back(&self, cause: LoadError, inserted: &[String]) -> LoadError {
-        if inserted.is_empty() {
-            return cause;
-        }
-        let (mut rolled_back, mut left) = (Vec::new(), Vec::new());
-        for m in inserted.iter().rev() {
-            let ok = CString::new(m.as_str()).map(|c| self.syscalls.delete_module(&c));
-            match ok {
-                Ok(Ok(())) => rolled_back.push(m.clone()),
-                Ok(Err(e)) => {
-                    tracing::warn!(module = %m, error = %e, "could not roll back");
-                    left.push(m.clone());
-                }
-                Err(_) => left.push(m.clone()),
+        roll_back(self.syscalls, cause, inserted)
+    }
+}
+
+/// Removes, newest first, what a request inserted; returns the error to report.
+fn roll_back(syscalls: &dyn ModuleSyscalls, cause: LoadError, inserted: &[String]) -> LoadError {
+    if inserted.is_empty() {
+        return cause;
+    }
+    let (rolled_back, left) = remove_newest_first(syscalls, inserted);
+    LoadError::RolledBack {
+        cause: Box::new(cause),
+        rolled_back,
+        left,
+    }
+}
+
+/// Removes `modules`, newest first: (removed, left).
+fn remove_newest_first(
+    syscalls: &dyn ModuleSyscalls,
+    modules: &[String],
+) -> (Vec<String>, Vec<String>) {
+    let (mut removed, mut left) = (Vec::new(), Vec::new());
+    for m in modules.iter().rev() {
+        let ok = CString::new(m.as_str()).map(|c| syscalls.delete_module(&c));
+        match ok {
+            Ok(Ok(())) => removed.push(m.clone()),
+            Ok(Err(e)) => {
+                tracing::warn!(module = %m, error = %e, "could not roll back");
+                left.push(m.clone());
             }
-        }
-        LoadError::RolledBack {
-            cause: Box::new(cause),
-            rolled_back,
-            left,
+            Err(_) => left.push(m.clone()),
         }
     }
+    (removed, left)
 }
 
 fn read_head(mut f: &std::fs::File, buf: &mut [u8]) -> io::Result<usize> {
@@ -268,84 +361,4 @@ fn read_head(mut f: &std::fs::File, buf: &mut [u8]) -> io::Result<usize> {
     }
     f.seek(SeekFrom::Start(0))?;
     Ok(n)
-}
-
-/// What an insertion error means for the operator.
-pub fn explain(diag: &Diagnosis, module: &str, e: &io::Error) -> String {
-    match e.raw_os_error() {
-        Some(libc::EPERM) => {
-            if diag.loading_disabled() {
-                return "operation not permitted: module loading is disabled (kernel.modules_disabled=1; only a reboot re-enables it)".into();
-            }
-            if diag.cap_sys_module == Some(false) {
-                return "operation not permitted: this process lacks CAP_SYS_MODULE (run the hook as root in the host's user namespace)".into();
-            }
-            if matches!(diag.locked_down(), Some("integrity" | "confidentiality")) {
-                return "operation not permitted: the kernel is locked down and refuses unsigned modules".into();
-            }
-            if diag.cmdline_blacklist.iter().any(|m| m == module) {
-                return format!("operation not permitted: module_blacklist= on the kernel command line names {module}");
-            }
-            "operation not permitted".into()
-        }
-        Some(libc::EKEYREJECTED) | Some(libc::ENOKEY) | Some(libc::EBADMSG) => {
-            format!("signature rejected ({e}): the kernel enforces module signatures and this module's is missing, unknown or invalid")
-        }
-        Some(libc::ENOEXEC) => {
-            "invalid module format: built for another kernel, or the file is corrupt".into()
-        }
-        Some(libc::ENOENT) => "unknown symbol in module, or unknown parameter (see dmesg)".into(),
-        Some(libc::ENOSYS) => "this kernel has no loadable module support".into(),
-        _ => e.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn errors_are_explained_from_the_diagnosis() {
-        let ok = Diagnosis::healthy();
-        let with = |f: &dyn Fn(&mut Diagnosis)| {
-            let mut d = ok.clone();
-            f(&mut d);
-            d
-        };
-        let table: &[(Diagnosis, i32, &str)] = &[
-            (ok.clone(), libc::EPERM, "operation not permitted"),
-            (
-                with(&|d| d.modules_disabled = Some("1".into())),
-                libc::EPERM,
-                "kernel.modules_disabled=1",
-            ),
-            (
-                with(&|d| d.cap_sys_module = Some(false)),
-                libc::EPERM,
-                "lacks CAP_SYS_MODULE",
-            ),
-            (
-                with(&|d| d.lockdown = Some("integrity".into())),
-                libc::EPERM,
-                "locked down",
-            ),
-            (
-                with(&|d| d.cmdline_blacklist = vec!["dummy".into()]),
-                libc::EPERM,
-                "module_blacklist= on the kernel command line names dummy",
-            ),
-            (ok.clone(), libc::EKEYREJECTED, "signature rejected"),
-            (ok.clone(), libc::ENOEXEC, "invalid module format"),
-            (ok.clone(), libc::ENOENT, "unknown symbol"),
-        ];
-        for (diag, errno, want) in table {
-            let got = explain(diag, "dummy", &io::Error::from_raw_os_error(*errno));
-            assert!(got.contains(want), "{errno}: {got}");
-        }
-        // Nothing to blame: the plain reason, with no guess added.
-        assert_eq!(
-            explain(&ok, "dummy", &io::Error::from_raw_os_error(libc::EPERM)),
-            "operation not permitted"
-        );
-    }
 }
