@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use modgate_host::hook;
-use modgate_host::kernel::Syscalls;
+use modgate_host::kernel::{HostUses, Syscalls};
 use modgate_host::pipeline::Host;
 use modgate_host::root::Root;
 
@@ -40,7 +40,8 @@ pub fn run(g: &Global, args: &HookArgs) -> Result<ExitCode, Error> {
         policy: args.policy.clone(),
         coming_wait: job.coming_wait(),
     };
-    job.run(&host, &Syscalls).map_err(Logged)?;
+    let uses = HostUses { root: &host.root };
+    job.run(&host, &Syscalls, &uses).map_err(Logged)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -328,7 +328,11 @@ mod tests {
         let p = Policy::parse("p", "never_unload = [\"veth\", \"ip-vs*\"]\n").unwrap();
         assert_eq!(p.never_unload, ["veth", "ip_vs*"]);
         assert_eq!(p.never_unloads("ip_vs_wrr"), Some("ip_vs*"));
-        assert_eq!(p.never_unloads("br_netfilter"), None, "the file's list replaces the default's");
+        assert_eq!(
+            p.never_unloads("br_netfilter"),
+            None,
+            "the file's list replaces the default's"
+        );
         assert_eq!(p.origins["never_unload"], Origin::File("p".into()));
         let p = Policy::parse("p", "unload = \"on-last-release\"\n").unwrap();
         assert_eq!(p.never_unload, d.never_unload);

@@ -314,7 +314,11 @@ mod tests {
                 let _ = parse_dump(&b, 7);
             }
         }
-        let cases: &[&[u8]] = &[&[1, 2, 3], &[0xff; 16], &[16, 0, 0, 0, 16, 0, 2, 0, 7, 0, 0, 0]];
+        let cases: &[&[u8]] = &[
+            &[1, 2, 3],
+            &[0xff; 16],
+            &[16, 0, 0, 0, 16, 0, 2, 0, 7, 0, 0, 0],
+        ];
         for b in cases {
             assert!(parse_dump(b, 7).is_err(), "{b:?}");
         }

@@ -10,6 +10,7 @@ use modgate_core::record::ContainerRecord;
 
 use super::holding::unheld;
 use super::store::{now_ms, StateError};
+use super::uncounted::Uncounted;
 use super::unload::Unloaded;
 use super::Session;
 use crate::kernel::ModuleSyscalls;
@@ -145,10 +146,11 @@ fn liveness(root: &Root, r: &ContainerRecord, alive: &Alive) -> Liveness {
 
 impl Session<'_> {
     /// Drops the records of gone containers, then (with `on-last-release`) removes the
-    /// owned modules nobody holds.
+    /// owned modules nobody holds and `uncounted` does not keep.
     pub fn gc(
         &mut self,
         syscalls: &dyn ModuleSyscalls,
+        uncounted: &Uncounted,
         alive: &Alive,
         policy: Unload,
         grace_ms: u64,
@@ -181,7 +183,7 @@ impl Session<'_> {
         let candidates = unheld(&self.ledger, &self.records);
         match policy {
             Unload::OnLastRelease => {
-                report.unloaded = self.unload(syscalls, &candidates, dry_run)?
+                report.unloaded = self.unload(syscalls, uncounted, &candidates, dry_run)?
             }
             Unload::Never => report.kept = candidates.into_iter().map(|c| c.name).collect(),
         }
@@ -193,7 +195,7 @@ impl Session<'_> {
 mod tests {
     use super::*;
     use crate::kernel::fake::FakeKernel;
-    use crate::lifecycle::testing::{rec, TempRoot};
+    use crate::lifecycle::testing::{no_aliases, rec, TempRoot};
 
     #[test]
     fn gc_verdicts() {
@@ -326,7 +328,17 @@ mod tests {
             c.finish_load(&report).expect("finish");
         }
         let none = Alive::Listed(BTreeSet::new());
-        let r = t.with_session(|s| s.gc(&k, &none, Unload::Never, 0, false).expect("gc"));
+        let r = t.with_session(|s| {
+            s.gc(
+                &k,
+                &Uncounted::new(&k, &no_aliases),
+                &none,
+                Unload::Never,
+                0,
+                false,
+            )
+            .expect("gc")
+        });
         let left: Vec<_> = std::fs::read_dir(t.root.path("run/modgate/containers"))
             .expect("containers/")
             .flatten()
@@ -339,12 +351,29 @@ mod tests {
         assert_eq!(r.dropped, ["gone"]);
         assert_eq!(r.kept, ["dummy"]);
         assert!(k.deleted().is_empty());
-        let r = t.with_session(|s| s.gc(&k, &none, Unload::OnLastRelease, 0, true).expect("gc"));
+        let r = t.with_session(|s| {
+            s.gc(
+                &k,
+                &Uncounted::new(&k, &no_aliases),
+                &none,
+                Unload::OnLastRelease,
+                0,
+                true,
+            )
+            .expect("gc")
+        });
         assert_eq!(r.unloaded.removed, ["dummy"]);
         assert!(k.deleted().is_empty(), "a dry run removes nothing");
         let r = t.with_session(|s| {
-            s.gc(&k, &none, Unload::OnLastRelease, 0, false)
-                .expect("gc")
+            s.gc(
+                &k,
+                &Uncounted::new(&k, &no_aliases),
+                &none,
+                Unload::OnLastRelease,
+                0,
+                false,
+            )
+            .expect("gc")
         });
         assert_eq!(r.unloaded.removed, ["dummy"]);
         assert_eq!(k.deleted(), ["dummy"]);

@@ -1,6 +1,6 @@
 use super::*;
 use crate::kernel::fake::FakeKernel;
-use crate::lifecycle::testing::{ledger, mns, names, rec, TempRoot};
+use crate::lifecycle::testing::{ledger, mns, names, no_aliases, rec, TempRoot};
 
 #[test]
 fn release_candidates_table() {
@@ -97,13 +97,13 @@ fn a_load_is_recorded_before_and_after_and_released_at_poststop() {
     drop(c);
     let out = t
         .claim("b", &[])
-        .release(&k, Unload::OnLastRelease)
+        .release(&k, &Uncounted::new(&k, &no_aliases), Unload::OnLastRelease)
         .expect("release")
         .expect("had a record");
     assert_eq!(out.unloaded, ["ip_vs_wrr", "ip_vs"], "never nf_conntrack");
     assert!(t
         .claim("b", &[])
-        .release(&k, Unload::OnLastRelease)
+        .release(&k, &Uncounted::new(&k, &no_aliases), Unload::OnLastRelease)
         .expect("again")
         .is_none());
     assert_eq!(k.deleted(), ["ip_vs_wrr", "ip_vs"]);
@@ -186,7 +186,7 @@ fn a_same_id_from_another_bundle_is_refused_and_releases_nothing() {
     drop(c);
     let mut c = Claim::acquire(&t.root, Some(other), &[], true).expect("claim");
     assert!(c
-        .release(&k, Unload::OnLastRelease)
+        .release(&k, &Uncounted::new(&k, &no_aliases), Unload::OnLastRelease)
         .expect("release")
         .is_none());
     drop(c);
@@ -196,7 +196,7 @@ fn a_same_id_from_another_bundle_is_refused_and_releases_nothing() {
     assert_eq!(st.modules[0].holders, ["c1"]);
     let out = t
         .claim("c1", &[])
-        .release(&k, Unload::OnLastRelease)
+        .release(&k, &Uncounted::new(&k, &no_aliases), Unload::OnLastRelease)
         .expect("release")
         .expect("its own");
     assert_eq!(out.unloaded, ["dummy"]);
