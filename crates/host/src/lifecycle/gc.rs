@@ -379,4 +379,70 @@ mod tests {
         assert_eq!(k.deleted(), ["dummy"]);
         assert!(t.with_session(|s| s.ledger().modules.is_empty()));
     }
+
+    #[test]
+    fn a_module_a_link_uses_stays_at_release_and_gc_removes_it_once_the_link_is_gone() {
+        let t = TempRoot::new();
+        let k = FakeKernel::new(&t.root);
+        let plan = t.plan_inserting(&["veth"], &[]);
+        {
+            let mut c = t.claim("a", &["veth"]);
+            c.begin_load("prestart", &[], &plan).expect("begin");
+            k.set_live(&["veth"]);
+            let report = crate::loader::LoadReport {
+                inserted: vec!["veth".into()],
+                ..Default::default()
+            };
+            c.finish_load(&report).expect("finish");
+        }
+        // A pair made on the host after the container asked for veth: no reference.
+        k.add_link("veth-a", Some("veth"));
+        k.add_link("veth-b", Some("veth"));
+        let out = t
+            .claim("a", &[])
+            .release(&k, &Uncounted::new(&k, &no_aliases), Unload::OnLastRelease)
+            .expect("release")
+            .expect("had a record");
+        assert!(out.unloaded.is_empty(), "{out:?}");
+        assert_eq!(out.left.len(), 1, "{out:?}");
+        assert_eq!(out.left[0].0, "veth");
+        assert!(
+            out.left[0].1.contains("network link veth-a (kind veth)"),
+            "{out:?}"
+        );
+        assert!(k.deleted().is_empty(), "the pair survives");
+        let none = Alive::Listed(BTreeSet::new());
+        let gc = |dry_run| {
+            t.with_session(|s| {
+                s.gc(
+                    &k,
+                    &Uncounted::new(&k, &no_aliases),
+                    &none,
+                    Unload::OnLastRelease,
+                    0,
+                    dry_run,
+                )
+                .expect("gc")
+            })
+        };
+        let r = gc(true);
+        assert!(r.unloaded.removed.is_empty(), "a dry run keeps it too");
+        let r = gc(false);
+        assert!(r.unloaded.removed.is_empty());
+        assert!(
+            matches!(&r.unloaded.left[..], [(m, crate::lifecycle::unload::Left::Kept(_))] if m == "veth"),
+            "{:?}",
+            r.unloaded
+        );
+        assert!(k.deleted().is_empty());
+        assert!(
+            t.with_session(|s| s.ledger().owns("veth")),
+            "still modgate's"
+        );
+        k.remove_link("veth-a");
+        k.remove_link("veth-b");
+        let r = gc(false);
+        assert_eq!(r.unloaded.removed, ["veth"]);
+        assert_eq!(k.deleted(), ["veth"]);
+    }
 }
