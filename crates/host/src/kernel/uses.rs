@@ -1,8 +1,9 @@
-//! What uses a module without the kernel counting it. A `veth` pair, a `bridge`, a
-//! `vxlan` device or a mounted file system holds no reference on the module that made
-//! it (its reference count stays 0), yet removing the module destroys the devices, on
-//! the whole host, or fails the mounts. [`Uses`] lists those objects; the lifecycle maps
-//! them to modules (`rtnl-link-KIND` and `fs-TYPE` aliases) before it removes anything.
+//! What uses a module without the kernel counting it. A `veth` pair, a `bridge` or a
+//! `vxlan` device holds no reference on the module that made it (its reference count
+//! stays 0), yet removing the module destroys the devices, on the whole host. A mounted
+//! file system does hold one; it is listed too, as a second line. [`Uses`] lists those
+//! objects; the lifecycle maps them to modules (`rtnl-link-KIND` and `fs-TYPE` aliases)
+//! before it removes anything.
 //!
 //! Covered: the links of the caller's network namespace (the hook's, which is the
 //! runtime's: the host's) and the mounts of its mount namespace. Not covered: links that

@@ -1,9 +1,9 @@
 //! Users the kernel does not count. A module's reference count says nothing of the
-//! `veth` pairs, bridges, `vxlan` devices it made or of the file systems of its type
-//! that are mounted, yet removing it destroys the devices (every container's, on the
-//! whole host) or fails the mounts. Before any removal, [`Uncounted::keep`] looks for
+//! `veth` pairs, bridges, `vxlan` devices it made, yet removing it destroys them (every
+//! container's, on the whole host). Before any removal, [`Uncounted::keep`] looks for
 //! them: the network links whose kind the module provides (its `rtnl-link-KIND` aliases
-//! in `modules.alias`), the mounts whose type it provides (`fs-TYPE`), and the policy's
+//! in `modules.alias`), the mounts whose type it provides (`fs-TYPE`; a mount holds a
+//! reference too, so this is a second line), and the policy's
 //! `never_unload` for what cannot be seen. A module kept for these reasons stays owned,
 //! so a later `modgate gc` tries again once its users are gone.
 
@@ -27,7 +27,6 @@ const SELF_MADE: &[(&str, &str)] = &[
     ("gre", "gre0"),
     ("gretap", "gretap0"),
     ("erspan", "erspan0"),
-    ("ip_vti", "ip_vti0"),
     ("vti", "ip_vti0"),
     ("sit", "sit0"),
     ("ip6tnl", "ip6tnl0"),
@@ -101,9 +100,8 @@ impl<'a> Uncounted<'a> {
         if users.len() > NAMED {
             why.push_str(&format!(" and {} more", users.len() - NAMED));
         }
-        Some(format!(
-            "used by {why}, which holds no reference on it (removing it would destroy them)"
-        ))
+        let verb = if users.len() == 1 { "holds" } else { "hold" };
+        Some(format!("used by {why}, which {verb} no reference on it"))
     }
 
     fn find(&self) -> Found {
