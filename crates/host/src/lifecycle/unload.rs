@@ -1,9 +1,9 @@
 //! Removing modules safely: newest first, a module only once nothing uses it (no module
 //! among its kernel holders, a zero reference count, no user the kernel does not count:
-//! [`Uncounted`]), re-reading the kernel after each
-//! round because removing one module drops the references it held on others (a
-//! dependency's count, or a crypto driver that only a count ties to its user). Also
-//! `modgate unload NAME...`: what a person may ask to remove.
+//! [`Uncounted`]), re-reading the kernel after each round because removing one module
+//! drops the references it held on others (a dependency's count, or a crypto driver that
+//! only a count ties to its user). Also `modgate unload NAME...`: what a person may ask
+//! to remove.
 
 use std::collections::BTreeSet;
 use std::ffi::CString;
