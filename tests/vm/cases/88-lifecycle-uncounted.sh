@@ -2,7 +2,8 @@
 # removing veth destroys the pair (every container's, host-wide). A container
 # asks for veth with unload = "on-last-release"; a pair is made on the host; the
 # container stops: veth stays, the pair survives, and the hook's log, status, gc
-# and unload say why. Once the pair is deleted, gc removes veth. A mounted
+# and unload say why. Once the pair is deleted, gc removes veth; the same for a
+# pair wholly inside another network namespace. A mounted
 # overlay keeps overlay the same way (there the mount also holds a reference).
 # never_unload keeps a module nothing visible uses.
 LU=/tmp/lu
@@ -50,6 +51,26 @@ ip link del lu-va
 want "the pair is gone" not pair_there
 modgate gc --grace 0 >$LU/gc.out 2>&1
 show $LU/gc.out "gc after the pair is gone"
+want "gc unloads veth" grep -q '^unloaded veth$' $LU/gc.out
+want_not_loaded veth
+end
+
+begin "a veth pair inside another network namespace keeps veth too"
+start_ctr runc lu-d veth $OLR
+want "lu-d started (exit $START_RC)" [ "$START_RC" -eq 0 ]
+unshare -n sh -c 'ip link add lu-vd type veth && exec sleep 600' &
+NSPID=$!
+sleep 1
+stop_ctr runc lu-d
+want "lu-d's poststop ran" poststop_ran lu-d
+want_loaded veth
+modgate gc --grace 0 >$LU/gc.out 2>&1
+show $LU/gc.out gc
+want "gc names the link and its namespace" grep -q '^left veth: used by network link .*lu-vd (kind veth) in the network namespace of process [0-9]' $LU/gc.out
+kill $NSPID
+wait $NSPID
+modgate gc --grace 0 >$LU/gc.out 2>&1
+show $LU/gc.out "gc once the namespace is gone"
 want "gc unloads veth" grep -q '^unloaded veth$' $LU/gc.out
 want_not_loaded veth
 end

@@ -143,10 +143,16 @@ impl FakeKernel {
 
     /// A network link `name` of `kind` (`None`: a link with no kind, like a NIC's).
     pub fn add_link(&self, name: &str, kind: Option<&str>) {
+        self.add_link_in(name, kind, None);
+    }
+
+    /// The same, in another network namespace (`namespace` names it).
+    pub fn add_link_in(&self, name: &str, kind: Option<&str>, namespace: Option<&str>) {
         if let Ok(mut l) = self.links.lock() {
             l.push(Link {
                 name: name.into(),
                 kind: kind.map(String::from),
+                namespace: namespace.map(String::from),
             });
         }
     }

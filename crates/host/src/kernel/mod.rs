@@ -9,6 +9,7 @@ pub mod diagnosis;
 pub mod fake;
 pub mod mountinfo;
 pub mod netlink;
+pub mod netns;
 pub mod syscalls;
 mod sysfs;
 pub mod uses;

@@ -135,7 +135,11 @@ fn link(body: &[u8]) -> Result<Option<Link>, NetlinkError> {
             _ => {}
         }
     }
-    Ok(name.map(|name| Link { name, kind }))
+    Ok(name.map(|name| Link {
+        name,
+        kind,
+        namespace: None,
+    }))
 }
 
 /// Parses what one read of a link dump returned: the links in it, and whether the dump
@@ -259,6 +263,7 @@ mod tests {
         Link {
             name: name.into(),
             kind: kind.map(String::from),
+            namespace: None,
         }
     }
 

@@ -123,10 +123,13 @@ impl<'a> Uncounted<'a> {
                     if SELF_MADE.contains(&(kind, l.name.as_str())) {
                         continue;
                     }
-                    let what = format!(
+                    let mut what = format!(
                         "network link {} (kind {kind})",
                         modgate_core::printable(&l.name)
                     );
+                    if let Some(ns) = &l.namespace {
+                        what.push_str(&format!(" in {ns}"));
+                    }
                     add(self.providers("rtnl-link-", kind), what);
                 }
             }
@@ -204,6 +207,7 @@ mod tests {
         k.add_link("dummy0", Some("dummy"));
         k.add_link("bond0", Some("bond"));
         k.add_link("br0", Some("bridge"));
+        k.add_link_in("eth0", Some("vxlan"), Some("network namespace blue"));
         k.add_mount("/mnt/disk", "ext2");
         k.add_mount("/home/u/remote", "fuse.sshfs");
         k.add_mount("/proc", "proc");
@@ -215,6 +219,10 @@ mod tests {
             ),
             ("8021q", Some("network link eth0.10 (kind vlan)")),
             ("bridge", Some("network link br0 (kind bridge)")),
+            (
+                "vxlan",
+                Some("network link eth0 (kind vxlan) in network namespace blue"),
+            ),
             ("ext4", Some("the ext2 file system mounted at /mnt/disk")),
             (
                 "fuse",
@@ -224,7 +232,7 @@ mod tests {
             ("dummy", None),
             ("bonding", None),
             ("ip_vs", None),
-            ("vxlan", None),
+            ("geneve", None),
         ];
         for (m, want) in table {
             let got = u.keep(m);
