@@ -133,6 +133,8 @@ mod tests {
             ns.starts_with("the network namespace of process "),
             "{found:?}"
         );
-        assert!(links.iter().any(|l| l.name == "lo" && l.namespace.is_none()));
+        assert!(links
+            .iter()
+            .any(|l| l.name == "lo" && l.namespace.is_none()));
     }
 }
