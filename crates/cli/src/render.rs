@@ -63,6 +63,13 @@ pub fn status_tables(status: &StatusReport) -> String {
         ]);
     }
     let mut out = table(&rows);
+    for m in &status.modules {
+        if let Some(why) = &m.kept {
+            let line = format!("kept {}: {why}", m.name);
+            out.push_str(&modgate_core::printable(&line));
+            out.push('\n');
+        }
+    }
     out.push('\n');
     let mut rows = vec![[
         "CONTAINER".to_string(),
@@ -149,12 +156,16 @@ mod tests {
             holders: holders.iter().map(|s| s.to_string()).collect(),
             loaded_at: owned.then(|| "2023-11-14T22:13:20Z".into()),
             loaded_by: owned.then(|| "c1".into()),
+            kept: None,
         };
+        let mut veth = module("veth", true, true, &[]);
+        veth.kept = Some("used by network link v0 (kind veth)".into());
         let s = StatusReport {
             modules: vec![
                 module("dummy", true, false, &[]),
                 module("ip_vs", true, true, &["c1", "c2"]),
                 module("nf_conntrack", false, true, &["c1"]),
+                veth,
             ],
             containers: vec![ContainerStatus {
                 id: "c2".into(),
@@ -174,6 +185,10 @@ mod tests {
         );
         assert!(
             t.contains("c2         holding  1970-01-01T00:00:01Z  ip_vs"),
+            "{t}"
+        );
+        assert!(
+            t.contains("\nkept veth: used by network link v0 (kind veth)\n"),
             "{t}"
         );
         assert!(t.lines().all(|l| l == l.trim_end()), "{t}");

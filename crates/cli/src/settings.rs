@@ -35,6 +35,12 @@ impl Settings {
     pub fn context(&self) -> Result<Context, modgate_host::moddir::ModDirError> {
         Context::open(self.root.clone(), self.release.clone(), &self.config_dirs)
     }
+
+    /// The running kernel's module directory and configuration, when there is one (for
+    /// the commands that work without it: `gc`, `unload`, `status`).
+    pub fn running_context(g: &Global) -> Option<Context> {
+        Self::resolve(g).ok().and_then(|s| s.context().ok())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -70,6 +70,12 @@ fn show_names_each_keys_origin_and_round_trips() {
         text.contains("mode = \"allowlist\"  # built-in default policy"),
         "{text}"
     );
+    assert!(
+        text.contains(
+            "never_unload = [\"br_netfilter\", \"bonding\", \"tun\"]  # built-in default policy"
+        ),
+        "{text}"
+    );
     assert!(!text.contains("widens the default"), "{text}");
     // What `show` prints is itself a policy file that means the same.
     let again = dir.path().join("shown.toml");

@@ -36,6 +36,16 @@ impl Context {
         })
     }
 
+    /// The modules `modules.alias` names for `key` (`rtnl-link-veth`); nothing when the
+    /// index cannot be read.
+    pub fn alias_targets(&self, key: &str) -> Vec<String> {
+        self.dir
+            .db()
+            .ok()
+            .and_then(|db| db.aliases(key).ok())
+            .unwrap_or_default()
+    }
+
     pub fn plan(&self, names: &[&str], kernel: &dyn KernelView) -> Result<Plan, PlanError> {
         let db = self.dir.db()?;
         let mut r = Resolver::new(&db, &self.config, &self.dir.dirname);

@@ -14,8 +14,8 @@ use modgate_core::policy::Denial;
 
 use crate::context::{Context, PlanError};
 use crate::integrity::{self, IntegrityError};
-use crate::kernel::{ModuleSyscalls, Sysfs};
-use crate::lifecycle::{Claim, Identity, Released, StateError};
+use crate::kernel::{ModuleSyscalls, Sysfs, Uses};
+use crate::lifecycle::{Claim, Identity, Released, StateError, Uncounted};
 use crate::loader::{Deadline, LoadError, LoadReport, Loader};
 use crate::lock::LockError;
 use crate::moddir::ModDirError;
@@ -180,10 +180,12 @@ pub fn admit_and_load(
 }
 
 /// Poststop: the container releases what it holds; with `unload = "on-last-release"`,
-/// the modules modgate inserted that nobody else holds are removed.
+/// the modules modgate inserted that nobody else holds are removed, unless `uses`
+/// shows something using them without a reference (see [`Uncounted`]).
 pub fn release(
     host: &Host,
     syscalls: &dyn ModuleSyscalls,
+    uses: &dyn Uses,
     who: Identity,
     outcome: &mut Outcome,
 ) -> Result<(), AdmitError> {
@@ -198,7 +200,18 @@ pub fn release(
     // Removing modules needs their locks exclusive; only letting go of them, shared.
     let exclusive = unload == modgate_core::policy::Unload::OnLastRelease;
     let mut claim = Claim::acquire(&host.root, Some(who), &[], exclusive)?;
-    let released = claim.release(syscalls, unload)?;
+    // Which modules provide a link kind or file system: the running kernel's aliases.
+    let ctx = if exclusive { host.context().ok() } else { None };
+    let aliases = |key: &str| {
+        ctx.as_ref()
+            .map(|c| c.alias_targets(key))
+            .unwrap_or_default()
+    };
+    let mut uncounted = Uncounted::new(uses, &aliases);
+    if let Ok(p) = &policy {
+        uncounted = uncounted.with_policy(p);
+    }
+    let released = claim.release(syscalls, &uncounted, unload)?;
     outcome.decision = match &released {
         Some(_) => "released".into(),
         None => "released (held nothing)".into(),

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use modgate_core::oci::ConfigView;
 use modgate_core::record::{record_key, ContainerRecord, Insertion, RecordStage};
 use modgate_host::kernel::{Kernel, ModuleSyscalls};
-use modgate_host::lifecycle::{has_record, Alive, Identity, Session};
+use modgate_host::lifecycle::{has_record, Alive, Identity, Session, Uncounted};
 use modgate_host::loader::deadline::Watch;
 use modgate_host::loader::{Deadline, LoadError};
 use modgate_host::lock::HostLock;
@@ -123,7 +123,7 @@ impl Env {
             id,
             bundle: &bundle,
         };
-        pipeline::release(&self.host(), k, who, &mut outcome).expect("release");
+        pipeline::release(&self.host(), k, k, who, &mut outcome).expect("release");
         outcome
     }
 
@@ -145,6 +145,10 @@ impl Env {
 
 fn strs(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
+}
+
+fn no_aliases(_: &str) -> Vec<String> {
+    Vec::new()
 }
 
 #[test]
@@ -207,6 +211,7 @@ fn pre_existing_modules_are_never_removed() {
     let r = e.with_session(|s| {
         s.gc(
             &k,
+            &Uncounted::new(&k, &no_aliases),
             &Alive::Listed(BTreeSet::new()),
             modgate_core::policy::Unload::OnLastRelease,
             0,
@@ -237,6 +242,7 @@ fn never_keeps_modules_and_status_shows_no_holders() {
     let r = e.with_session(|s| {
         s.gc(
             &k,
+            &Uncounted::new(&k, &no_aliases),
             &Alive::Listed(BTreeSet::new()),
             modgate_core::policy::Unload::Never,
             0,
@@ -310,6 +316,7 @@ fn a_module_in_use_is_left_and_gc_retries() {
     let r = e.with_session(|s| {
         s.gc(
             &k,
+            &Uncounted::new(&k, &no_aliases),
             &Alive::RuntimeDirs,
             modgate_core::policy::Unload::OnLastRelease,
             0,
@@ -458,6 +465,7 @@ fn gc_judges_by_runtime_state_directories_or_a_list() {
         e.with_session(|s| {
             s.gc(
                 &k,
+                &Uncounted::new(&k, &no_aliases),
                 &alive,
                 modgate_core::policy::Unload::OnLastRelease,
                 grace,
@@ -513,8 +521,14 @@ fn unload_named_refuses_pre_existing_and_held_modules() {
         }
     };
     let (ask, done) = e.with_session(|s| {
-        s.unload_named(&k, &["veth", "dummy", "ip_vs_wrr"], false, &closure)
-            .expect("unload")
+        s.unload_named(
+            &k,
+            &Uncounted::new(&k, &no_aliases),
+            &["veth", "dummy", "ip_vs_wrr"],
+            false,
+            &closure,
+        )
+        .expect("unload")
     });
     assert_eq!(ask.refused.len(), 2);
     assert!(
@@ -533,8 +547,14 @@ fn unload_named_refuses_pre_existing_and_held_modules() {
         ]
     );
     let (ask, done) = e.with_session(|s| {
-        s.unload_named(&k, &["dummy"], true, &closure)
-            .expect("unload")
+        s.unload_named(
+            &k,
+            &Uncounted::new(&k, &no_aliases),
+            &["dummy"],
+            true,
+            &closure,
+        )
+        .expect("unload")
     });
     assert_eq!(
         ask.warnings,
@@ -670,7 +690,7 @@ fn a_poststop_from_another_bundle_releases_nothing() {
         id: "c1",
         bundle: "/run/containerd/io.containerd.runtime.v2.task/other/c1",
     };
-    pipeline::release(&e.host(), &k, other, &mut outcome).expect("release");
+    pipeline::release(&e.host(), &k, &k, other, &mut outcome).expect("release");
     assert_eq!(outcome.decision, "released (held nothing)");
     assert!(k.deleted().is_empty(), "{:?}", k.calls());
     assert_eq!(e.record_ids(), ["c1"]);

@@ -11,33 +11,6 @@ sed 's/^unload = "never"$/unload = "on-last-release"/' $LC/never.toml >$LC/olr.t
 OLR=$LC/olr.toml
 NEVER=$LC/never.toml
 
-# start_ctr RUNTIME ID MODULES POLICY: a detached container that sleeps, with
-# modgate as its prestart and poststop hook.
-start_ctr() {
-    _b=/run/bundles/$2
-    rm -rf $_b
-    mkdir -p $_b
-    HOOK_STAGES="prestart poststop" \
-        HOOK_ARGS='"modgate","hook","@STAGE@","--policy","'$4'","--log","@BUNDLE@/hook.log"' \
-        CTR_ARGS='"sleep", "600"' write_config $_b $2 "$3" >$_b/config.json
-    timeout 60 $1 run -d --bundle $_b $2 </dev/null >$_b/stdout 2>$_b/stderr
-    START_RC=$?
-    echo "  $1 run -d $2 (KERNEL_MODULES=$3, policy $(basename $4)): exit $START_RC"
-    show $_b/stderr stderr
-}
-
-# stop_ctr RUNTIME ID: kill and delete; the runtime runs the poststop hook.
-stop_ctr() {
-    timeout 60 $1 delete -f $2 >/run/bundles/$2/delete.out 2>&1
-    STOP_RC=$?
-    echo "  $1 delete -f $2: exit $STOP_RC"
-    show /run/bundles/$2/delete.out delete
-    show /run/bundles/$2/hook.log hook.log
-}
-
-poststop_ran() { grep -q "container=$1 stage=poststop.*decision=released" /run/bundles/$1/hook.log; }
-
-
 show_status() {
     modgate status >$LC/status 2>&1
     show $LC/status status

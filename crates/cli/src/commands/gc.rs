@@ -7,13 +7,14 @@ use std::io::Read;
 use std::path::Path;
 use std::process::ExitCode;
 
-use modgate_host::kernel::Syscalls;
-use modgate_host::lifecycle::{Alive, Session};
+use modgate_host::kernel::{HostUses, Syscalls};
+use modgate_host::lifecycle::{Alive, Session, Uncounted};
 use modgate_host::lock::HostLock;
 use modgate_host::policyfile;
 use modgate_host::root::Root;
 
 use crate::cli::{GcArgs, Global};
+use crate::settings::Settings;
 use crate::Error;
 
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +28,16 @@ pub fn run(g: &Global, args: &GcArgs) -> Result<ExitCode, Error> {
         Some(p) => Alive::Listed(read_ids(p)?),
         None => Alive::RuntimeDirs,
     };
+    // Which modules provide the network links and mounts found: the running kernel's
+    // aliases; without a module directory, a module of the kind's own name.
+    let ctx = Settings::running_context(g);
+    let aliases = |key: &str| {
+        ctx.as_ref()
+            .map(|c| c.alias_targets(key))
+            .unwrap_or_default()
+    };
+    let uses = HostUses { root: &root };
+    let uncounted = Uncounted::new(&uses, &aliases).with_policy(&policy);
     let lock = HostLock::acquire(&root)?;
     let mut session = Session::open(&root, &lock)?;
     for w in &session.warnings {
@@ -34,6 +45,7 @@ pub fn run(g: &Global, args: &GcArgs) -> Result<ExitCode, Error> {
     }
     let r = session.gc(
         &Syscalls,
+        &uncounted,
         &alive,
         policy.unload,
         args.grace.saturating_mul(1000),

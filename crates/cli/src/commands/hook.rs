@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use modgate_host::hook;
-use modgate_host::kernel::Syscalls;
+use modgate_host::kernel::{HostUses, Syscalls};
 use modgate_host::pipeline::Host;
 use modgate_host::root::Root;
 
@@ -43,7 +43,8 @@ pub fn run(g: &Global, args: &HookArgs) -> Result<ExitCode, Error> {
         coming_wait: job.coming_wait(),
         deadline: Some(job.deadline()),
     };
-    job.run(&host, &Syscalls).map_err(Logged)?;
+    let uses = HostUses { root: &host.root };
+    job.run(&host, &Syscalls, &uses).map_err(Logged)?;
     Ok(ExitCode::SUCCESS)
 }
 

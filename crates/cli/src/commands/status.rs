@@ -4,11 +4,14 @@
 
 use std::process::ExitCode;
 
-use modgate_host::lifecycle::Session;
+use modgate_host::kernel::HostUses;
+use modgate_host::lifecycle::{Session, Uncounted};
 use modgate_host::lock::HostLock;
+use modgate_host::policyfile;
 use modgate_host::root::Root;
 
 use crate::cli::{Global, StatusArgs, StatusFormat};
+use crate::settings::Settings;
 use crate::Error;
 
 pub fn run(g: &Global, args: &StatusArgs) -> Result<ExitCode, Error> {
@@ -24,9 +27,27 @@ pub fn run(g: &Global, args: &StatusArgs) -> Result<ExitCode, Error> {
     } else {
         args.format
     };
+    let status = || {
+        // Why a module modgate would otherwise remove stays: what gc would say.
+        let ctx = Settings::running_context(g);
+        let aliases = |key: &str| {
+            ctx.as_ref()
+                .map(|c| c.alias_targets(key))
+                .unwrap_or_default()
+        };
+        let uses = HostUses { root: &root };
+        let mut uncounted = Uncounted::new(&uses, &aliases);
+        match policyfile::load(&root, None) {
+            Ok(p) => uncounted = uncounted.with_policy(&p),
+            Err(e) => eprintln!("modgate: warning: {}", modgate_core::error_line(&e)),
+        }
+        let mut st = session.status();
+        st.note_kept(&uncounted);
+        st
+    };
     let out = match format {
-        StatusFormat::Json => format!("{}\n", serde_json::to_string_pretty(&session.status())?),
-        StatusFormat::Table => crate::render::status_tables(&session.status()),
+        StatusFormat::Json => format!("{}\n", serde_json::to_string_pretty(&status())?),
+        StatusFormat::Table => crate::render::status_tables(&status()),
         StatusFormat::Prometheus => session.prometheus(),
     };
     crate::render::emit(&out)?;

@@ -5,9 +5,10 @@
 use std::process::ExitCode;
 
 use modgate_core::{ModuleName, NothingLoaded};
-use modgate_host::kernel::Syscalls;
-use modgate_host::lifecycle::Session;
+use modgate_host::kernel::{HostUses, Syscalls};
+use modgate_host::lifecycle::{Session, Uncounted};
 use modgate_host::lock::HostLock;
+use modgate_host::policyfile;
 use modgate_host::root::Root;
 
 use crate::cli::{Global, UnloadArgs};
@@ -28,19 +29,28 @@ pub fn run(g: &Global, args: &UnloadArgs) -> Result<ExitCode, Error> {
     let root = Root::new(&g.root);
     // What each name needs, from the module directory; without one (another kernel's
     // tree, no release), only the named modules go.
-    let ctx = Settings::resolve(g).ok().and_then(|s| s.context().ok());
+    let ctx = Settings::running_context(g);
     let closure_of = |name: &str| -> Vec<String> {
         ctx.as_ref()
             .and_then(|c| c.plan(&[name], &NothingLoaded).ok())
             .map(|p| p.closure().map(String::from).collect())
             .unwrap_or_default()
     };
+    let aliases = |key: &str| {
+        ctx.as_ref()
+            .map(|c| c.alias_targets(key))
+            .unwrap_or_default()
+    };
+    let uses = HostUses { root: &root };
+    let policy = policyfile::load(&root, None)?;
+    let uncounted = Uncounted::new(&uses, &aliases).with_policy(&policy);
     let lock = HostLock::acquire(&root)?;
     let mut session = Session::open(&root, &lock)?;
     for w in &session.warnings {
         eprintln!("modgate: warning: {}", modgate_core::printable(w));
     }
-    let (ask, done) = session.unload_named(&Syscalls, &names, args.force, &closure_of)?;
+    let (ask, done) =
+        session.unload_named(&Syscalls, &uncounted, &names, args.force, &closure_of)?;
     for w in &ask.warnings {
         eprintln!("modgate: warning: {}", modgate_core::printable(w));
     }

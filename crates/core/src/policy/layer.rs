@@ -46,6 +46,7 @@ struct PolicyFile {
     max_modules: Option<usize>,
     require_annotations: Option<BTreeMap<String, String>>,
     unload: Option<Unload>,
+    never_unload: Option<Vec<String>>,
     require_signature: Option<bool>,
     trusted_certs: Option<Vec<String>>,
     pins: Option<BTreeMap<String, String>>,
@@ -62,6 +63,7 @@ pub const KEYS: &[&str] = &[
     "max_modules",
     "require_annotations",
     "unload",
+    "never_unload",
     "require_signature",
     "trusted_certs",
     "pins",
@@ -96,6 +98,7 @@ pub(super) fn default_policy() -> Result<Policy, PolicyError> {
         max_modules: f.max_modules.ok_or_else(|| missing("max_modules"))?,
         require_annotations: BTreeMap::new(),
         unload: f.unload.ok_or_else(|| missing("unload"))?,
+        never_unload: Vec::new(),
         integrity: Integrity {
             require_signature: f
                 .require_signature
@@ -112,12 +115,14 @@ pub(super) fn default_policy() -> Result<Policy, PolicyError> {
         "allow",
         "deny",
         "require_annotations",
+        "never_unload",
         "trusted_certs",
         "pins",
         "deny_taint",
     ] {
         let set = match key {
             "allow" => f.allow.is_some(),
+            "never_unload" => f.never_unload.is_some(),
             "deny" => f.deny.is_some(),
             "require_annotations" => f.require_annotations.is_some(),
             "trusted_certs" => f.trusted_certs.is_some(),
@@ -172,6 +177,7 @@ fn overlay(p: &mut Policy, source: &str, f: PolicyFile, from: &Origin) -> Result
         ("max_modules", f.max_modules.is_some()),
         ("require_annotations", f.require_annotations.is_some()),
         ("unload", f.unload.is_some()),
+        ("never_unload", f.never_unload.is_some()),
         ("require_signature", f.require_signature.is_some()),
         ("trusted_certs", f.trusted_certs.is_some()),
         ("vermagic", f.vermagic.is_some()),
@@ -203,6 +209,10 @@ fn overlay(p: &mut Policy, source: &str, f: PolicyFile, from: &Origin) -> Result
         .require_annotations
         .unwrap_or(std::mem::take(&mut p.require_annotations));
     p.unload = f.unload.unwrap_or(p.unload);
+    p.never_unload = f
+        .never_unload
+        .map(globs)
+        .unwrap_or(std::mem::take(&mut p.never_unload));
     Ok(())
 }
 
@@ -308,6 +318,26 @@ mod tests {
         assert_eq!(p.origins["allow"], Origin::Default);
         assert_eq!(p.source, "/etc/modgate/policy.toml");
         assert!(p.widening().is_empty());
+    }
+
+    #[test]
+    fn never_unload_has_a_default_and_a_file_replaces_it() {
+        let d = Policy::builtin_default();
+        assert_eq!(d.never_unloads("br_netfilter"), Some("br_netfilter"));
+        assert_eq!(d.never_unloads("veth"), None);
+        let p = Policy::parse("p", "never_unload = [\"veth\", \"ip-vs*\"]\n").unwrap();
+        assert_eq!(p.never_unload, ["veth", "ip_vs*"]);
+        assert_eq!(p.never_unloads("ip_vs_wrr"), Some("ip_vs*"));
+        assert_eq!(
+            p.never_unloads("br_netfilter"),
+            None,
+            "the file's list replaces the default's"
+        );
+        assert_eq!(p.origins["never_unload"], Origin::File("p".into()));
+        let p = Policy::parse("p", "unload = \"on-last-release\"\n").unwrap();
+        assert_eq!(p.never_unload, d.never_unload);
+        assert_eq!(p.origins["never_unload"], Origin::Default);
+        assert!(Policy::parse("p", "never_unload = \"veth\"\n").is_err());
     }
 
     #[test]

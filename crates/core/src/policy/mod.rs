@@ -46,6 +46,9 @@ pub struct Policy {
     pub max_modules: usize,
     pub require_annotations: BTreeMap<String, String>,
     pub unload: Unload,
+    /// Modules (globs) modgate never removes, whatever `unload` says: for users it cannot
+    /// see (a setting like `br_netfilter`'s, devices in other network namespaces).
+    pub never_unload: Vec<String>,
     #[serde(flatten)]
     pub integrity: Integrity,
     /// Where the policy came from, for messages: the file, or the built-in default.
@@ -84,6 +87,14 @@ pub struct Allowed {
 }
 
 impl Policy {
+    /// The `never_unload` pattern that matches `module`, if one does.
+    pub fn never_unloads(&self, module: &str) -> Option<&str> {
+        self.never_unload
+            .iter()
+            .find(|g| fnmatch(g, module))
+            .map(String::as_str)
+    }
+
     /// A policy file over the built-in default: the keys it sets replace the default's,
     /// the others keep the default's values.
     pub fn parse(source: &str, text: &str) -> Result<Self, PolicyError> {

@@ -20,7 +20,7 @@ use modgate_core::record::MAX_ID_BYTES;
 use modgate_core::request::RequestError;
 use modgate_core::Request;
 
-use crate::kernel::ModuleSyscalls;
+use crate::kernel::{ModuleSyscalls, Uses};
 use crate::lifecycle::metrics::{self, Counter};
 use crate::lifecycle::{has_record, Identity};
 use crate::loader::{Deadline, LoadError};
@@ -187,14 +187,19 @@ impl Job {
 
     /// Loads the request (prestart, createRuntime) or releases (poststop), and logs one
     /// line saying what it did, under the watchdog ([`deadline::watched`]).
-    pub fn run(&self, host: &Host, syscalls: &dyn ModuleSyscalls) -> Result<(), HookError> {
+    pub fn run(
+        &self,
+        host: &Host,
+        syscalls: &dyn ModuleSyscalls,
+        uses: &dyn Uses,
+    ) -> Result<(), HookError> {
         deadline::alarm(0);
         deadline::watched(
             self.timeout,
             &self.deadline,
             syscalls,
             |e| self.stopped(host, e),
-            || self.work(host, syscalls),
+            || self.work(host, syscalls, uses),
         )
     }
 
@@ -211,7 +216,12 @@ impl Job {
         eprintln!("modgate: {line}");
     }
 
-    fn work(&self, host: &Host, syscalls: &dyn ModuleSyscalls) -> Result<(), HookError> {
+    fn work(
+        &self,
+        host: &Host,
+        syscalls: &dyn ModuleSyscalls,
+        uses: &dyn Uses,
+    ) -> Result<(), HookError> {
         let id = self.state.id.as_str();
         let mut outcome = Outcome {
             container: id.to_string(),
@@ -224,7 +234,7 @@ impl Job {
                     id,
                     bundle: self.state.bundle().unwrap_or_default(),
                 };
-                pipeline::release(host, syscalls, who, &mut outcome)
+                pipeline::release(host, syscalls, uses, who, &mut outcome)
             }
             _ => {
                 let names: Vec<&str> = self.request.names().iter().map(|n| n.as_str()).collect();

@@ -4,7 +4,8 @@
 //! [`FakeKernel`] keeps a module list under `ROOT/sys/module` the way kmod's own
 //! testsuite fakes it (`NAME/initstate`, `NAME/refcnt`, `NAME/holders/`): what it
 //! inserts appears live, what it removes disappears, so [`super::Sysfs`] on the same
-//! root reads what a real kernel would show. [`RecordingSyscalls`] only records.
+//! root reads what a real kernel would show; it also holds the network links and mounts
+//! a test gives it ([`super::Uses`]). [`RecordingSyscalls`] only records.
 
 use std::ffi::CStr;
 use std::fs::File;
@@ -12,7 +13,7 @@ use std::io;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use super::{Kernel, KernelView, ModState, ModuleSyscalls, Sysfs};
+use super::{Kernel, KernelView, Link, ModState, ModuleSyscalls, Mount, ScanError, Sysfs, Uses};
 use crate::root::Root;
 
 /// A call a fake saw.
@@ -123,6 +124,10 @@ impl ModuleSyscalls for RecordingSyscalls {
 pub struct FakeKernel {
     root: Root,
     pub syscalls: RecordingSyscalls,
+    links: Mutex<Vec<Link>>,
+    mounts: Mutex<Vec<Mount>>,
+    /// Listing links fails (as netlink may).
+    pub links_fail: bool,
 }
 
 impl FakeKernel {
@@ -130,6 +135,46 @@ impl FakeKernel {
         Self {
             root: root.clone(),
             syscalls: RecordingSyscalls::default(),
+            links: Mutex::default(),
+            mounts: Mutex::default(),
+            links_fail: false,
+        }
+    }
+
+    /// A network link `name` of `kind` (`None`: a link with no kind, like a NIC's).
+    pub fn add_link(&self, name: &str, kind: Option<&str>) {
+        self.add_link_in(name, kind, None);
+    }
+
+    /// The same, in another network namespace (`namespace` names it).
+    pub fn add_link_in(&self, name: &str, kind: Option<&str>, namespace: Option<&str>) {
+        if let Ok(mut l) = self.links.lock() {
+            l.push(Link {
+                name: name.into(),
+                kind: kind.map(String::from),
+                namespace: namespace.map(String::from),
+            });
+        }
+    }
+
+    pub fn remove_link(&self, name: &str) {
+        if let Ok(mut l) = self.links.lock() {
+            l.retain(|l| l.name != name);
+        }
+    }
+
+    pub fn add_mount(&self, point: &str, fstype: &str) {
+        if let Ok(mut m) = self.mounts.lock() {
+            m.push(Mount {
+                point: point.into(),
+                fstype: fstype.into(),
+            });
+        }
+    }
+
+    pub fn remove_mount(&self, point: &str) {
+        if let Ok(mut m) = self.mounts.lock() {
+            m.retain(|m| m.point != point);
         }
     }
 
@@ -284,5 +329,20 @@ impl Kernel for FakeKernel {
 
     fn compression(&self) -> Option<String> {
         Sysfs { root: &self.root }.compression()
+    }
+}
+
+impl Uses for FakeKernel {
+    fn links(&self) -> Result<Vec<Link>, ScanError> {
+        if self.links_fail {
+            return Err(ScanError::Links(super::netlink::NetlinkError::Refused(
+                libc::EPERM,
+            )));
+        }
+        Ok(self.links.lock().map(|l| l.clone()).unwrap_or_default())
+    }
+
+    fn mounts(&self) -> Result<Vec<Mount>, ScanError> {
+        Ok(self.mounts.lock().map(|m| m.clone()).unwrap_or_default())
     }
 }

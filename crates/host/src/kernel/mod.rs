@@ -1,17 +1,24 @@
 //! The running kernel, as one model: [`Kernel`] reads its module list (state, which load
-//! of a module is live, who uses it), [`ModuleSyscalls`] changes it, and [`Diagnosis`]
-//! says why it may refuse. Everything modgate knows of the kernel goes through here.
+//! of a module is live, who uses it), [`Uses`] lists what uses modules without a
+//! reference (network links, mounts), [`ModuleSyscalls`] changes the list, and
+//! [`Diagnosis`] says why it may refuse. Everything modgate knows of the kernel goes
+//! through here.
 
 pub mod diagnosis;
 #[cfg(any(test, feature = "fakes"))]
 pub mod fake;
+pub mod mountinfo;
+pub mod netlink;
+pub mod netns;
 pub mod syscalls;
 mod sysfs;
+pub mod uses;
 
 pub use diagnosis::Diagnosis;
 pub use modgate_core::resolve::{KernelView, ModState, NothingLoaded};
 pub use syscalls::{ModuleSyscalls, Syscalls, MODULE_INIT_COMPRESSED_FILE};
 pub use sysfs::Sysfs;
+pub use uses::{HostUses, Link, Mount, ScanError, Uses};
 
 /// Everything modgate reads of the running kernel's modules.
 ///

@@ -10,6 +10,7 @@ use modgate_core::record::ContainerRecord;
 
 use super::holding::unheld;
 use super::store::{now_ms, StateError};
+use super::uncounted::Uncounted;
 use super::unload::Unloaded;
 use super::Session;
 use crate::kernel::ModuleSyscalls;
@@ -145,10 +146,11 @@ fn liveness(root: &Root, r: &ContainerRecord, alive: &Alive) -> Liveness {
 
 impl Session<'_> {
     /// Drops the records of gone containers, then (with `on-last-release`) removes the
-    /// owned modules nobody holds.
+    /// owned modules nobody holds and `uncounted` does not keep.
     pub fn gc(
         &mut self,
         syscalls: &dyn ModuleSyscalls,
+        uncounted: &Uncounted,
         alive: &Alive,
         policy: Unload,
         grace_ms: u64,
@@ -181,7 +183,7 @@ impl Session<'_> {
         let candidates = unheld(&self.ledger, &self.records);
         match policy {
             Unload::OnLastRelease => {
-                report.unloaded = self.unload(syscalls, &candidates, dry_run)?
+                report.unloaded = self.unload(syscalls, uncounted, &candidates, dry_run)?
             }
             Unload::Never => report.kept = candidates.into_iter().map(|c| c.name).collect(),
         }
@@ -193,7 +195,7 @@ impl Session<'_> {
 mod tests {
     use super::*;
     use crate::kernel::fake::FakeKernel;
-    use crate::lifecycle::testing::{rec, TempRoot};
+    use crate::lifecycle::testing::{no_aliases, rec, TempRoot};
 
     #[test]
     fn gc_verdicts() {
@@ -326,7 +328,17 @@ mod tests {
             c.finish_load(&report).expect("finish");
         }
         let none = Alive::Listed(BTreeSet::new());
-        let r = t.with_session(|s| s.gc(&k, &none, Unload::Never, 0, false).expect("gc"));
+        let r = t.with_session(|s| {
+            s.gc(
+                &k,
+                &Uncounted::new(&k, &no_aliases),
+                &none,
+                Unload::Never,
+                0,
+                false,
+            )
+            .expect("gc")
+        });
         let left: Vec<_> = std::fs::read_dir(t.root.path("run/modgate/containers"))
             .expect("containers/")
             .flatten()
@@ -339,15 +351,98 @@ mod tests {
         assert_eq!(r.dropped, ["gone"]);
         assert_eq!(r.kept, ["dummy"]);
         assert!(k.deleted().is_empty());
-        let r = t.with_session(|s| s.gc(&k, &none, Unload::OnLastRelease, 0, true).expect("gc"));
+        let r = t.with_session(|s| {
+            s.gc(
+                &k,
+                &Uncounted::new(&k, &no_aliases),
+                &none,
+                Unload::OnLastRelease,
+                0,
+                true,
+            )
+            .expect("gc")
+        });
         assert_eq!(r.unloaded.removed, ["dummy"]);
         assert!(k.deleted().is_empty(), "a dry run removes nothing");
         let r = t.with_session(|s| {
-            s.gc(&k, &none, Unload::OnLastRelease, 0, false)
-                .expect("gc")
+            s.gc(
+                &k,
+                &Uncounted::new(&k, &no_aliases),
+                &none,
+                Unload::OnLastRelease,
+                0,
+                false,
+            )
+            .expect("gc")
         });
         assert_eq!(r.unloaded.removed, ["dummy"]);
         assert_eq!(k.deleted(), ["dummy"]);
         assert!(t.with_session(|s| s.ledger().modules.is_empty()));
+    }
+
+    #[test]
+    fn a_module_a_link_uses_stays_at_release_and_gc_removes_it_once_the_link_is_gone() {
+        let t = TempRoot::new();
+        let k = FakeKernel::new(&t.root);
+        let plan = t.plan_inserting(&["veth"], &[]);
+        {
+            let mut c = t.claim("a", &["veth"]);
+            c.begin_load("prestart", &[], &plan).expect("begin");
+            k.set_live(&["veth"]);
+            let report = crate::loader::LoadReport {
+                inserted: vec!["veth".into()],
+                ..Default::default()
+            };
+            c.finish_load(&report).expect("finish");
+        }
+        // A pair made on the host after the container asked for veth: no reference.
+        k.add_link("veth-a", Some("veth"));
+        k.add_link("veth-b", Some("veth"));
+        let out = t
+            .claim("a", &[])
+            .release(&k, &Uncounted::new(&k, &no_aliases), Unload::OnLastRelease)
+            .expect("release")
+            .expect("had a record");
+        assert!(out.unloaded.is_empty(), "{out:?}");
+        assert_eq!(out.left.len(), 1, "{out:?}");
+        assert_eq!(out.left[0].0, "veth");
+        assert!(
+            out.left[0].1.contains("network link veth-a (kind veth)"),
+            "{out:?}"
+        );
+        assert!(k.deleted().is_empty(), "the pair survives");
+        let none = Alive::Listed(BTreeSet::new());
+        let gc = |dry_run| {
+            t.with_session(|s| {
+                s.gc(
+                    &k,
+                    &Uncounted::new(&k, &no_aliases),
+                    &none,
+                    Unload::OnLastRelease,
+                    0,
+                    dry_run,
+                )
+                .expect("gc")
+            })
+        };
+        let r = gc(true);
+        assert!(r.unloaded.removed.is_empty(), "a dry run keeps it too");
+        let r = gc(false);
+        assert!(r.unloaded.removed.is_empty());
+        assert!(
+            matches!(&r.unloaded.left[..], [(m, crate::lifecycle::unload::Left::Kept(_))] if m == "veth"),
+            "{:?}",
+            r.unloaded
+        );
+        assert!(k.deleted().is_empty());
+        assert!(
+            t.with_session(|s| s.ledger().owns("veth")),
+            "still modgate's"
+        );
+        k.remove_link("veth-a");
+        k.remove_link("veth-b");
+        let r = gc(false);
+        assert_eq!(r.unloaded.removed, ["veth"]);
+        assert_eq!(k.deleted(), ["veth"]);
     }
 }

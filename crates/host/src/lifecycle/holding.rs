@@ -15,6 +15,7 @@ use super::gc::runtime_state_of;
 use super::metrics::{self, Counter};
 use super::recovery::reconcile_one;
 use super::store::{now_ms, List, StateError};
+use super::uncounted::Uncounted;
 use super::unload::{candidate, unload, Candidate};
 use crate::kernel::{Kernel, ModuleSyscalls};
 use crate::loader::{LoadError, LoadReport};
@@ -256,11 +257,13 @@ impl Claim {
     }
 
     /// Poststop: the container holds nothing any more; with `on-last-release`, what it
-    /// alone held and modgate inserted is removed. `None`: it had no record (or the
-    /// record is another container's with the same id, which is left alone).
+    /// alone held and modgate inserted is removed, unless `uncounted` keeps it. `None`:
+    /// it had no record (or the record is another container's with the same id, which
+    /// is left alone).
     pub fn release(
         &mut self,
         syscalls: &dyn ModuleSyscalls,
+        uncounted: &Uncounted,
         policy: Unload,
     ) -> Result<Option<Released>, StateError> {
         let Some(mine) = self.mine.as_mut() else {
@@ -295,7 +298,7 @@ impl Claim {
         };
         if policy == Unload::OnLastRelease {
             let candidates = release_candidates(&rec, |m| self.free(m))?;
-            let u = unload(&candidates, &self.kernel(), syscalls, false);
+            let u = unload(&candidates, &self.kernel(), syscalls, uncounted, false);
             for m in &u.removed {
                 tracing::info!(module = %m, "unloaded");
             }

@@ -7,6 +7,7 @@
 //! - [`holding`]: recording a load, releasing at poststop, under a claim;
 //! - [`recovery`]: loads found dead, the ledger checked against the kernel;
 //! - [`gc`], [`unload`]: removing what nobody holds;
+//! - [`uncounted`]: what uses a module without a reference (links, mounts), kept;
 //! - [`status`]: what `modgate status` shows.
 //!
 //! A hook works under a [`Claim`]; `status`, `gc` and `unload` open a [`Session`], which
@@ -21,6 +22,7 @@ pub mod status;
 pub mod store;
 #[cfg(test)]
 mod testing;
+pub mod uncounted;
 pub mod unload;
 
 use std::collections::BTreeSet;
@@ -32,6 +34,7 @@ pub use gc::{Alive, GcReport};
 pub use holding::Released;
 pub use status::StatusReport;
 pub use store::{has_record, StateError};
+pub use uncounted::Uncounted;
 pub use unload::{UnloadAsk, Unloaded};
 
 use crate::kernel::Sysfs;

@@ -9,6 +9,7 @@ use serde::Serialize;
 use modgate_core::record::{utc, ContainerRecord, Ledger, RecordStage};
 
 use super::holding::holders;
+use super::uncounted::Uncounted;
 use super::Session;
 use crate::kernel::{KernelView, ModState};
 
@@ -23,6 +24,9 @@ pub struct ModuleStatus {
     pub loaded_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub loaded_by: Option<String>,
+    /// Owned, held by no container, yet not to be removed: why (see [`Uncounted`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kept: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -65,6 +69,7 @@ impl StatusReport {
                         .unwrap_or_default(),
                     loaded_at: owned.map(|o| utc(o.loaded_at)),
                     loaded_by: owned.map(|o| o.by.clone()),
+                    kept: None,
                 }
             })
             .collect();
@@ -82,6 +87,18 @@ impl StatusReport {
         StatusReport {
             modules,
             containers,
+        }
+    }
+}
+
+impl StatusReport {
+    /// Says why each live module modgate owns and no container holds stays loaded, when
+    /// something the kernel does not count uses it (what gc and unload would say).
+    pub fn note_kept(&mut self, uncounted: &Uncounted) {
+        for m in &mut self.modules {
+            if m.owned && m.live && m.holders.is_empty() {
+                m.kept = uncounted.keep(&m.name);
+            }
         }
     }
 }
@@ -133,5 +150,35 @@ mod tests {
         assert_eq!(json["modules"][0]["live"], false);
         assert_eq!(json["containers"][1]["id"], "c2");
         assert_eq!(json["containers"][1]["holds"], serde_json::json!(["ip_vs"]));
+    }
+
+    #[test]
+    fn status_says_why_an_unheld_owned_module_stays() {
+        let mut l = Ledger::default();
+        l.insert(&mn("veth"), "c0", 1_700_000_000_000, None);
+        l.insert(&mn("dummy"), "c0", 1_700_000_000_000, None);
+        l.insert(&mn("ip_vs"), "c0", 1_700_000_000_000, None);
+        let t = TempRoot::new();
+        let k = FakeKernel::new(&t.root);
+        k.set_live(&["veth", "dummy", "ip_vs"]);
+        k.add_link("veth-a", Some("veth"));
+        k.add_link("dummy7", Some("dummy"));
+        let records = [rec("c1", &["dummy"])];
+        let mut s = StatusReport::build(&l, &records, &k);
+        let none = |_: &str| Vec::new();
+        s.note_kept(&Uncounted::new(&k, &none));
+        let kept: Vec<(&str, Option<&str>)> = s
+            .modules
+            .iter()
+            .map(|m| (m.name.as_str(), m.kept.as_deref()))
+            .collect();
+        assert_eq!(kept[0], ("dummy", None), "held by c1: no reason needed");
+        assert_eq!(kept[1], ("ip_vs", None));
+        assert!(
+            kept[2]
+                .1
+                .is_some_and(|w| w.contains("network link veth-a (kind veth)")),
+            "{kept:?}"
+        );
     }
 }

@@ -94,3 +94,8 @@ pub fn ledger(owned: &[&str]) -> Ledger {
 pub fn names(c: &[Candidate]) -> Vec<&str> {
     c.iter().map(|c| c.name.as_str()).collect()
 }
+
+/// A module directory with no aliases: only a module of a link kind's own name provides it.
+pub fn no_aliases(_: &str) -> Vec<String> {
+    Vec::new()
+}

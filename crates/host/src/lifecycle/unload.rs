@@ -1,8 +1,9 @@
 //! Removing modules safely: newest first, a module only once nothing uses it (no module
-//! among its kernel holders, a zero reference count), re-reading the kernel after each
-//! round because removing one module drops the references it held on others (a
-//! dependency's count, or a crypto driver that only a count ties to its user). Also
-//! `modgate unload NAME...`: what a person may ask to remove.
+//! among its kernel holders, a zero reference count, no user the kernel does not count:
+//! [`Uncounted`]), re-reading the kernel after each round because removing one module
+//! drops the references it held on others (a dependency's count, or a crypto driver that
+//! only a count ties to its user). Also `modgate unload NAME...`: what a person may ask
+//! to remove.
 
 use std::collections::BTreeSet;
 use std::ffi::CString;
@@ -11,6 +12,7 @@ use modgate_core::record::{ContainerRecord, Ledger};
 
 use super::holding::holders;
 use super::store::StateError;
+use super::uncounted::Uncounted;
 use super::Session;
 use crate::kernel::{Kernel, ModState, ModuleSyscalls};
 
@@ -60,6 +62,9 @@ pub enum Left {
     UsedBy(Vec<String>),
     InUse(u64),
     Refused(String),
+    /// The kernel would let it go, but something it does not count uses it (or the
+    /// policy says never): the reason.
+    Kept(String),
 }
 
 impl std::fmt::Display for Left {
@@ -68,6 +73,7 @@ impl std::fmt::Display for Left {
             Left::UsedBy(m) => write!(f, "used by module {}", m.join(", ")),
             Left::InUse(n) => write!(f, "in use (reference count {n})"),
             Left::Refused(why) => write!(f, "the kernel refused: {why}"),
+            Left::Kept(why) => f.write_str(why),
         }
     }
 }
@@ -81,13 +87,15 @@ pub struct Unloaded {
     pub left: Vec<(String, Left)>,
 }
 
-/// Removes what it can of `candidates`. With `dry_run`, asks nothing of the kernel but
-/// what it shows and reports what a run would try, assuming every removal succeeds and
-/// no reference count is held by anything outside the candidates.
+/// Removes what it can of `candidates`, never one that `uncounted` keeps. With
+/// `dry_run`, asks nothing of the kernel but what it shows and reports what a run would
+/// try, assuming every removal succeeds and no reference count is held by anything
+/// outside the candidates.
 pub fn unload(
     candidates: &[Candidate],
     kernel: &dyn Kernel,
     syscalls: &dyn ModuleSyscalls,
+    uncounted: &Uncounted,
     dry_run: bool,
 ) -> Unloaded {
     let mut order: Vec<&Candidate> = candidates.iter().collect();
@@ -96,11 +104,12 @@ pub fn unload(
     let mut out = Unloaded::default();
     let mut done: BTreeSet<String> = BTreeSet::new();
     let mut refused: Vec<(String, String)> = Vec::new();
+    let mut kept: Vec<(String, String)> = Vec::new();
     loop {
         let mut progressed = false;
         for c in &order {
             let name = c.name.as_str();
-            if done.contains(name) || refused.iter().any(|(n, _)| n == name) {
+            if done.contains(name) || refused.iter().chain(&kept).any(|(n, _)| n == name) {
                 continue;
             }
             if kernel.state(name) != ModState::Live {
@@ -116,6 +125,10 @@ pub fn unload(
                 .any(|h| !out.removed.contains(h));
             // A dry run removes nothing, so counts never fall: it ignores them.
             if used || (!dry_run && kernel.refcnt(name).unwrap_or(0) > 0) {
+                continue;
+            }
+            if let Some(why) = uncounted.keep(name) {
+                kept.push((name.to_string(), why));
                 continue;
             }
             let result = if dry_run {
@@ -150,6 +163,10 @@ pub fn unload(
         if let Some((_, why)) = refused.iter().find(|(n, _)| n == name) {
             out.left
                 .push((name.to_string(), Left::Refused(why.clone())));
+            continue;
+        }
+        if let Some((_, why)) = kept.iter().find(|(n, _)| n == name) {
+            out.left.push((name.to_string(), Left::Kept(why.clone())));
             continue;
         }
         let users: Vec<String> = kernel
@@ -232,6 +249,7 @@ impl Session<'_> {
     pub fn unload_named(
         &mut self,
         syscalls: &dyn ModuleSyscalls,
+        uncounted: &Uncounted,
         names: &[&str],
         force: bool,
         closure_of: &dyn Fn(&str) -> Vec<String>,
@@ -240,7 +258,7 @@ impl Session<'_> {
         for w in &ask.warnings {
             tracing::warn!("{w}");
         }
-        let u = self.unload(syscalls, &ask.candidates, false)?;
+        let u = self.unload(syscalls, uncounted, &ask.candidates, false)?;
         Ok((ask, u))
     }
 
@@ -248,13 +266,14 @@ impl Session<'_> {
     pub(super) fn unload(
         &mut self,
         syscalls: &dyn ModuleSyscalls,
+        uncounted: &Uncounted,
         candidates: &[Candidate],
         dry_run: bool,
     ) -> Result<Unloaded, StateError> {
         if candidates.is_empty() {
             return Ok(Unloaded::default());
         }
-        let u = unload(candidates, &self.kernel(), syscalls, dry_run);
+        let u = unload(candidates, &self.kernel(), syscalls, uncounted, dry_run);
         if dry_run {
             return Ok(u);
         }

@@ -7,7 +7,8 @@ use std::ffi::CStr;
 use std::io;
 use std::sync::Mutex;
 
-use crate::kernel::KernelView;
+use crate::kernel::{KernelView, Link, Mount, ScanError, Uses};
+use crate::lifecycle::testing::no_aliases;
 use crate::lifecycle::testing::{ledger, names, rec};
 
 /// A fake kernel held in memory, for the unloader's ordering rules: each module with
@@ -37,6 +38,17 @@ impl FakeModuleGraph {
 
     fn removed(&self) -> Vec<String> {
         self.removed.lock().expect("lock").clone()
+    }
+}
+
+/// No network link, no mount: the ordering rules alone.
+impl Uses for FakeModuleGraph {
+    fn links(&self) -> Result<Vec<Link>, ScanError> {
+        Ok(Vec::new())
+    }
+
+    fn mounts(&self) -> Result<Vec<Mount>, ScanError> {
+        Ok(Vec::new())
     }
 }
 
@@ -224,7 +236,13 @@ fn table() {
         for m in c.refuse {
             sim.refuse.insert(m.to_string(), libc::EPERM);
         }
-        let u = unload(&cands(c.candidates), &sim, &sim, false);
+        let u = unload(
+            &cands(c.candidates),
+            &sim,
+            &sim,
+            &Uncounted::new(&sim, &no_aliases),
+            false,
+        );
         assert_eq!(u.removed, c.removed, "{}", c.what);
         assert_eq!(sim.removed(), c.removed, "{}", c.what);
         assert_eq!(left_names(&u), c.left, "{}", c.what);
@@ -238,7 +256,13 @@ fn a_second_round_after_a_count_drops() {
     let mut sim = FakeModuleGraph::new(&[("libcrc32c", &[]), ("crc32c_intel", &[])]);
     sim.counts_on
         .insert("libcrc32c".into(), vec!["crc32c_intel".into()]);
-    let u = unload(&cands(&["libcrc32c", "crc32c_intel"]), &sim, &sim, false);
+    let u = unload(
+        &cands(&["libcrc32c", "crc32c_intel"]),
+        &sim,
+        &sim,
+        &Uncounted::new(&sim, &no_aliases),
+        false,
+    );
     assert_eq!(u.removed, ["libcrc32c", "crc32c_intel"]);
     assert!(u.left.is_empty());
 }
@@ -251,6 +275,7 @@ fn reasons_and_gone() {
         &cands(&["dummy", "crc32c_intel", "libcrc32c"]),
         &sim,
         &sim,
+        &Uncounted::new(&sim, &no_aliases),
         false,
     );
     assert_eq!(u.gone, ["dummy"]);
@@ -271,7 +296,13 @@ fn reasons_and_gone() {
     );
     let mut sim = FakeModuleGraph::new(&[("ip_vs", &[])]);
     sim.extra.insert("ip_vs".into(), 2);
-    let u = unload(&cands(&["ip_vs"]), &sim, &sim, false);
+    let u = unload(
+        &cands(&["ip_vs"]),
+        &sim,
+        &sim,
+        &Uncounted::new(&sim, &no_aliases),
+        false,
+    );
     assert_eq!(u.left, [("ip_vs".to_string(), Left::InUse(2))]);
     assert_eq!(Left::InUse(2).to_string(), "in use (reference count 2)");
     assert_eq!(
@@ -295,6 +326,7 @@ fn dry_run_touches_nothing_and_orders_like_a_run() {
         ]),
         &sim,
         &sim,
+        &Uncounted::new(&sim, &no_aliases),
         true,
     );
     assert!(sim.removed().is_empty());
@@ -309,7 +341,13 @@ fn dry_run_touches_nothing_and_orders_like_a_run() {
         ]
     );
     // A module used by something outside the candidates stays in a dry run too.
-    let u = unload(&cands(&["ip_vs"]), &sim, &sim, true);
+    let u = unload(
+        &cands(&["ip_vs"]),
+        &sim,
+        &sim,
+        &Uncounted::new(&sim, &no_aliases),
+        true,
+    );
     assert_eq!(left_names(&u), ["ip_vs"]);
 }
 

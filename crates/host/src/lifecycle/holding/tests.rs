@@ -1,6 +1,6 @@
 use super::*;
 use crate::kernel::fake::FakeKernel;
-use crate::lifecycle::testing::{ledger, mns, names, rec, TempRoot};
+use crate::lifecycle::testing::{ledger, mns, names, no_aliases, rec, TempRoot};
 
 #[test]
 fn release_candidates_table() {
@@ -97,13 +97,13 @@ fn a_load_is_recorded_before_and_after_and_released_at_poststop() {
     drop(c);
     let out = t
         .claim("b", &[])
-        .release(&k, Unload::OnLastRelease)
+        .release(&k, &Uncounted::new(&k, &no_aliases), Unload::OnLastRelease)
         .expect("release")
         .expect("had a record");
     assert_eq!(out.unloaded, ["ip_vs"], "never nf_conntrack, nor ip_vs_wrr");
     assert!(t
         .claim("b", &[])
-        .release(&k, Unload::OnLastRelease)
+        .release(&k, &Uncounted::new(&k, &no_aliases), Unload::OnLastRelease)
         .expect("again")
         .is_none());
     assert_eq!(k.deleted(), ["ip_vs"]);
@@ -208,7 +208,7 @@ fn a_module_a_dead_hook_only_meant_to_insert_is_never_adopted() {
     c.finish_load(&report(&[], &["dummy", "veth"]))
         .expect("finish");
     let out = c
-        .release(&k, Unload::OnLastRelease)
+        .release(&k, &Uncounted::new(&k, &no_aliases), Unload::OnLastRelease)
         .expect("release")
         .expect("held");
     assert!(out.unloaded.is_empty(), "{out:?}");
@@ -262,7 +262,7 @@ fn a_same_id_from_another_bundle_is_refused_and_releases_nothing() {
     drop(c);
     let mut c = Claim::acquire(&t.root, Some(other), &[], true).expect("claim");
     assert!(c
-        .release(&k, Unload::OnLastRelease)
+        .release(&k, &Uncounted::new(&k, &no_aliases), Unload::OnLastRelease)
         .expect("release")
         .is_none());
     drop(c);
@@ -272,7 +272,7 @@ fn a_same_id_from_another_bundle_is_refused_and_releases_nothing() {
     assert_eq!(st.modules[0].holders, ["c1"]);
     let out = t
         .claim("c1", &[])
-        .release(&k, Unload::OnLastRelease)
+        .release(&k, &Uncounted::new(&k, &no_aliases), Unload::OnLastRelease)
         .expect("release")
         .expect("its own");
     assert_eq!(out.unloaded, ["dummy"]);
