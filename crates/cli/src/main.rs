@@ -5,7 +5,6 @@ mod commands;
 mod journal;
 mod logging;
 mod render;
-mod runc_args;
 mod settings;
 
 use std::ffi::OsString;
