@@ -179,8 +179,8 @@ fn corrupt_and_truncated_files_are_errors_not_panics() {
 }
 
 /// A 422-byte file whose 40 levels each point both their children at the next level:
-/// 2^40 paths through 41 nodes. Found by the index_bin fuzz target; the dump and a
-/// wildcard walk used to run for ever.
+/// 2^40 paths through 41 nodes (fuzz/corpus/index_bin/shared-subtrees.bin): the dump
+/// and a wildcard walk used to run for ever.
 #[test]
 fn shared_subtrees_are_corrupt_not_endless() {
     const LEVELS: u32 = 40;
