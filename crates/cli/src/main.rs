@@ -8,7 +8,6 @@ mod commands;
 mod journal;
 mod logging;
 mod render;
-mod runc_args;
 mod settings;
 #[cfg(not(test))]
 mod start;

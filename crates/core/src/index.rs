@@ -203,14 +203,26 @@ impl<'a> BinIndex<'a> {
         )
     }
 
+    /// The most nodes a walk over the whole trie can meet in a file this size. In a
+    /// trie every node is written once, at its own offset, and takes at least one byte
+    /// (or, holding nothing, four bytes of its parent's child table): a walk that meets
+    /// more is going round a subtree shared by several parents, which would otherwise
+    /// take time exponential in the file's size.
+    fn node_budget(&self) -> usize {
+        self.data.len().saturating_mul(2).saturating_add(1)
+    }
+
     /// Wildcard lookup: the values of every stored pattern that matches `key`, ordered by
     /// priority as kmod's `index_mm_searchwild` orders them.
     pub fn search_wild(&self, key: &str) -> Result<Vec<IndexValue>, IndexError> {
-        let mut out = Vec::new();
+        let mut found = Found {
+            values: Vec::new(),
+            left: self.node_budget(),
+        };
         let mut buf = Vec::new();
         let root = self.node(self.root)?;
-        self.wild_node(root, &mut buf, key.as_bytes(), &mut out)?;
-        Ok(out)
+        self.wild_node(root, &mut buf, key.as_bytes(), &mut found)?;
+        Ok(found.values)
     }
 
     fn wild_node(
@@ -218,13 +230,13 @@ impl<'a> BinIndex<'a> {
         mut node: Node<'a>,
         buf: &mut Vec<u8>,
         key: &[u8],
-        out: &mut Vec<IndexValue>,
+        found: &mut Found,
     ) -> Result<(), IndexError> {
         let mut i = 0usize;
         for _ in 0..MAX_DEPTH {
             for (j, &ch) in node.prefix.iter().enumerate() {
                 if matches!(ch, b'*' | b'?' | b'[') {
-                    return self.wild_all(&node, j, buf, &key[(i + j).min(key.len())..], out, 0);
+                    return self.wild_all(&node, j, buf, &key[(i + j).min(key.len())..], found, 0);
                 }
                 if key.get(i + j) != Some(&ch) {
                     return Ok(());
@@ -234,13 +246,13 @@ impl<'a> BinIndex<'a> {
             for w in [b'*', b'?', b'['] {
                 if let Some(child) = self.child(&node, w)? {
                     buf.push(w);
-                    self.wild_all(&child, 0, buf, &key[i..], out, 0)?;
+                    self.wild_all(&child, 0, buf, &key[i..], found, 0)?;
                     buf.pop();
                 }
             }
             if i == key.len() {
                 for v in self.values(&node)? {
-                    add_value(out, v);
+                    add_value(&mut found.values, v);
                 }
                 return Ok(());
             }
@@ -262,19 +274,20 @@ impl<'a> BinIndex<'a> {
         j: usize,
         buf: &mut Vec<u8>,
         subkey: &[u8],
-        out: &mut Vec<IndexValue>,
+        found: &mut Found,
         depth: usize,
     ) -> Result<(), IndexError> {
         if depth > MAX_DEPTH {
             return corrupt(node.values_at, "trie deeper than any key");
         }
+        visit(node, &mut found.left)?;
         let pushed = node.prefix.len() - j;
         buf.extend_from_slice(&node.prefix[j..]);
         if !node.children.is_empty() {
             for ch in node.first..=node.last {
                 if let Some(child) = self.child(node, ch)? {
                     buf.push(ch);
-                    self.wild_all(&child, 0, buf, subkey, out, depth + 1)?;
+                    self.wild_all(&child, 0, buf, subkey, found, depth + 1)?;
                     buf.pop();
                 }
             }
@@ -283,7 +296,7 @@ impl<'a> BinIndex<'a> {
             let pattern = String::from_utf8_lossy(buf);
             if fnmatch(&pattern, &String::from_utf8_lossy(subkey)) {
                 for v in self.values(node)? {
-                    add_value(out, v);
+                    add_value(&mut found.values, v);
                 }
             }
         }
@@ -296,7 +309,8 @@ impl<'a> BinIndex<'a> {
         let mut out = Vec::new();
         let mut buf = Vec::new();
         let root = self.node(self.root)?;
-        self.dump_node(&root, &mut buf, &mut out, 0)?;
+        let mut left = self.node_budget();
+        self.dump_node(&root, &mut buf, &mut out, 0, &mut left)?;
         Ok(out)
     }
 
@@ -306,10 +320,12 @@ impl<'a> BinIndex<'a> {
         buf: &mut Vec<u8>,
         out: &mut Vec<(String, IndexValue)>,
         depth: usize,
+        left: &mut usize,
     ) -> Result<(), IndexError> {
         if depth > MAX_DEPTH {
             return corrupt(node.values_at, "trie deeper than any key");
         }
+        visit(node, left)?;
         let len = buf.len();
         buf.extend_from_slice(node.prefix);
         for v in self.values(node)? {
@@ -319,7 +335,7 @@ impl<'a> BinIndex<'a> {
             for ch in node.first..=node.last {
                 if let Some(child) = self.child(node, ch)? {
                     buf.push(ch);
-                    self.dump_node(&child, buf, out, depth + 1)?;
+                    self.dump_node(&child, buf, out, depth + 1, left)?;
                     buf.pop();
                 }
             }
@@ -331,6 +347,24 @@ impl<'a> BinIndex<'a> {
 
 /// kmod's `add_value`: keep the list sorted by priority; a value goes before the first
 /// one whose priority is not lower than its own.
+/// What a wildcard walk has found so far, and how many more nodes it may meet.
+struct Found {
+    values: Vec<IndexValue>,
+    left: usize,
+}
+
+/// Counts one node of a walk against its budget (see [`BinIndex::node_budget`]).
+fn visit(node: &Node<'_>, left: &mut usize) -> Result<(), IndexError> {
+    if *left == 0 {
+        return corrupt(
+            node.values_at,
+            "more nodes than the file holds (a subtree shared by several parents)",
+        );
+    }
+    *left -= 1;
+    Ok(())
+}
+
 pub(crate) fn add_value(out: &mut Vec<IndexValue>, v: IndexValue) {
     let pos = out
         .iter()

@@ -14,8 +14,8 @@ use modgate_host::engines::HookCommand;
 use modgate_host::root::Root;
 use modgate_host::wrapper::{self, CONFIG_ENV, RUNTIME_ENV};
 
-use crate::runc_args::{self, ArgsError, Dialect, RuncArgs};
 use crate::Error;
+use modgate_host::wrapper::runc_args::{self, ArgsError, Dialect, RuncArgs};
 
 pub const NAME: &str = "modgate-runtime";
 

@@ -54,20 +54,6 @@ pub fn main(argv: Vec<OsString>, original: PathBuf) -> ExitCode {
     }
 }
 
-/// The stage of `--state STAGE` / `--state=STAGE`.
-fn stage(args: &[OsString]) -> Option<String> {
-    let mut it = args.iter().map(|a| a.to_string_lossy());
-    while let Some(a) = it.next() {
-        if a == "--state" {
-            return it.next().map(|s| s.into_owned());
-        }
-        if let Some(s) = a.strip_prefix("--state=") {
-            return Some(s.to_string());
-        }
-    }
-    None
-}
-
 fn code(s: ExitStatus) -> ExitCode {
     match s.code() {
         Some(0) => ExitCode::SUCCESS,
@@ -106,7 +92,10 @@ fn run(argv: &[OsString], original: &Path) -> Result<ExitCode, Error> {
     let mut hook = Command::new(&this);
     hook.arg0("modgate").arg("hook").args(args);
     let ours = feed(hook, &this, &state)?;
-    let prestart = !matches!(stage(args).as_deref(), Some("poststart" | "poststop"));
+    let prestart = !matches!(
+        syscontainer::stage(args).as_deref(),
+        Some("poststart" | "poststop")
+    );
     if !ours.success() && prestart {
         return Ok(code(ours));
     }
@@ -118,23 +107,4 @@ fn run(argv: &[OsString], original: &Path) -> Result<ExitCode, Error> {
     } else {
         code(ours)
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stages() {
-        let a = |v: &[&str]| v.iter().map(OsString::from).collect::<Vec<_>>();
-        assert_eq!(
-            stage(&a(&["--state", "poststop"])).as_deref(),
-            Some("poststop")
-        );
-        assert_eq!(
-            stage(&a(&["--log", "/l", "--state=prestart"])).as_deref(),
-            Some("prestart")
-        );
-        assert_eq!(stage(&a(&["--with-relabel"])), None);
-    }
 }

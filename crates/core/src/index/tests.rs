@@ -177,3 +177,52 @@ fn corrupt_and_truncated_files_are_errors_not_panics() {
     let err = BinIndex::new(&d).unwrap().search("x").unwrap_err();
     assert_eq!(err.reason, "node offset outside the file");
 }
+
+/// A 422-byte file whose 40 levels each point both their children at the next level:
+/// 2^40 paths through 41 nodes (fuzz/corpus/index_bin/shared-subtrees.bin): the dump
+/// and a wildcard walk used to run for ever.
+#[test]
+fn shared_subtrees_are_corrupt_not_endless() {
+    const LEVELS: u32 = 40;
+    let mut d = Vec::new();
+    d.extend_from_slice(&0xB007_F457u32.to_be_bytes());
+    d.extend_from_slice(&0x0002_0001u32.to_be_bytes());
+    d.extend_from_slice(&(12 | NODE_CHILDS).to_be_bytes());
+    for level in 0..LEVELS {
+        let next = 12 + 10 * (level + 1);
+        let next = if level + 1 < LEVELS {
+            next | NODE_CHILDS
+        } else {
+            next | NODE_VALUES
+        };
+        d.extend_from_slice(b"*+");
+        d.extend_from_slice(&next.to_be_bytes());
+        d.extend_from_slice(&next.to_be_bytes());
+    }
+    d.extend_from_slice(&1u32.to_be_bytes());
+    d.extend_from_slice(&0u32.to_be_bytes());
+    d.extend_from_slice(b"x\0");
+    let idx = BinIndex::new(&d).unwrap();
+    let shared = "more nodes than the file holds (a subtree shared by several parents)";
+    assert_eq!(idx.dump().unwrap_err().reason, shared);
+    assert_eq!(idx.search_wild("anything").unwrap_err().reason, shared);
+    // An exact lookup follows one path and still answers.
+    assert_eq!(idx.search(&"+".repeat(40)).unwrap().as_deref(), Some("x"));
+}
+
+/// The budget never cuts a real trie short: every node of a full one is walked.
+#[test]
+fn a_full_trie_is_walked_whole() {
+    let entries: Vec<(String, String)> = (0..300)
+        .map(|i| (format!("k{i:03}*"), format!("m{i}")))
+        .collect();
+    let refs: Vec<(&str, &str, u32)> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, (k, v))| (k.as_str(), v.as_str(), i as u32))
+        .collect();
+    let data = build(&refs);
+    let idx = BinIndex::new(&data).unwrap();
+    assert_eq!(idx.dump().unwrap().len(), 300);
+    assert_eq!(idx.search_wild("k123xyz").unwrap().len(), 1);
+}

@@ -7,6 +7,7 @@
 //! live by then, so its own modprobe finds nothing to do. `--revert` puts the original
 //! back.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use super::check::exec_problems;
@@ -115,6 +116,21 @@ pub fn original(argv0: &Path) -> Option<PathBuf> {
         .then_some(bak)
 }
 
+/// The stage iSulad names in the arguments of `syscontainer-hooks`: `--state STAGE` or
+/// `--state=STAGE`.
+pub fn stage(args: &[OsString]) -> Option<String> {
+    let mut it = args.iter().map(|a| a.to_string_lossy());
+    while let Some(a) = it.next() {
+        if a == "--state" {
+            return it.next().map(|s| s.into_owned());
+        }
+        if let Some(s) = a.strip_prefix("--state=") {
+            return Some(s.to_string());
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,5 +189,19 @@ mod tests {
         assert_eq!(original(&argv0).is_some(), root_owned);
         std::fs::set_permissions(&bak, std::fs::Permissions::from_mode(0o757)).unwrap();
         assert_eq!(original(&argv0), None);
+    }
+
+    #[test]
+    fn stages() {
+        let a = |v: &[&str]| v.iter().map(OsString::from).collect::<Vec<_>>();
+        assert_eq!(
+            stage(&a(&["--state", "poststop"])).as_deref(),
+            Some("poststop")
+        );
+        assert_eq!(
+            stage(&a(&["--log", "/l", "--state=prestart"])).as_deref(),
+            Some("prestart")
+        );
+        assert_eq!(stage(&a(&["--with-relabel"])), None);
     }
 }

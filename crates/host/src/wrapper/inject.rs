@@ -158,6 +158,28 @@ mod tests {
         assert_eq!(v["hooks"]["poststop"], json!([hook().entry("poststop")]));
     }
 
+    /// A lone surrogate escape is not JSON to serde_json's strict reader, but runc's
+    /// Go reader takes it (as U+FFFD) and serde_json's raw values pass it: an existing
+    /// hook holding one is copied as it was, not reencoded or refused. From the
+    /// config_view fuzz target.
+    #[test]
+    fn a_lone_surrogate_is_copied_as_it_was() {
+        let hook_path = r#""/usr/bin/nvidia-con\ud800tainer-hook""#;
+        let cfg = format!(r#"{{"hooks":{{"prestart":[{{"path":{hook_path}}}],"poststop":null}}}}"#);
+        assert!(serde_json::from_str::<Value>(&cfg).is_err());
+        let out = add_hooks(cfg.as_bytes(), &hook(), &STAGES, "c")
+            .unwrap()
+            .unwrap();
+        assert!(
+            out.contains(&format!(r#"[{{"path":{hook_path}}},{{"#)),
+            "{out}"
+        );
+        assert_eq!(
+            add_hooks(out.as_bytes(), &hook(), &STAGES, "c").unwrap(),
+            None
+        );
+    }
+
     #[test]
     fn cases() {
         let ours_pre = serde_json::to_string(&hook().entry("prestart")).unwrap();

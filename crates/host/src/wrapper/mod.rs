@@ -1,10 +1,12 @@
 //! modgate-runtime, the runc-compatible wrapper for engines without hooks.d (Docker,
-//! containerd): its settings (`/etc/modgate/runtime.toml`), finding the real runtime,
-//! adding modgate's hooks to a bundle's `config.json` (read and rewritten through
-//! [`crate::bundle`]), handing over to the real runtime with exec(2), and its doctor check.
+//! containerd): its settings (`/etc/modgate/runtime.toml`), reading the real runtime's
+//! command line ([`runc_args`]), finding the real runtime, adding modgate's hooks to a
+//! bundle's `config.json` (read and rewritten through [`crate::bundle`]), handing over
+//! to the real runtime with exec(2), and its doctor check.
 
 pub mod config;
 pub mod inject;
+pub mod runc_args;
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::process::CommandExt;
