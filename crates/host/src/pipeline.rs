@@ -15,7 +15,7 @@ use modgate_core::policy::Denial;
 use crate::context::{Context, PlanError};
 use crate::integrity::{self, IntegrityError};
 use crate::kernel::{ModuleSyscalls, Sysfs, Uses};
-use crate::lifecycle::{Claim, Identity, Released, StateError, Uncounted};
+use crate::lifecycle::{uncounted, Claim, Identity, Released, StateError, Uncounted};
 use crate::loader::{Deadline, LoadError, LoadReport, Loader};
 use crate::lock::LockError;
 use crate::moddir::ModDirError;
@@ -202,11 +202,7 @@ pub fn release(
     let mut claim = Claim::acquire(&host.root, Some(who), &[], exclusive)?;
     // Which modules provide a link kind or file system: the running kernel's aliases.
     let ctx = if exclusive { host.context().ok() } else { None };
-    let aliases = |key: &str| {
-        ctx.as_ref()
-            .map(|c| c.alias_targets(key))
-            .unwrap_or_default()
-    };
+    let aliases = uncounted::aliases_in(ctx.as_ref());
     let mut uncounted = Uncounted::new(uses, &aliases);
     if let Ok(p) = &policy {
         uncounted = uncounted.with_policy(p);

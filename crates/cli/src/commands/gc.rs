@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use modgate_host::kernel::{HostUses, Syscalls};
-use modgate_host::lifecycle::{Alive, Session, Uncounted};
+use modgate_host::lifecycle::{uncounted, Alive, Session, Uncounted};
 use modgate_host::lock::HostLock;
 use modgate_host::policyfile;
 use modgate_host::root::Root;
@@ -31,11 +31,7 @@ pub fn run(g: &Global, args: &GcArgs) -> Result<ExitCode, Error> {
     // Which modules provide the network links and mounts found: the running kernel's
     // aliases; without a module directory, a module of the kind's own name.
     let ctx = Settings::running_context(g);
-    let aliases = |key: &str| {
-        ctx.as_ref()
-            .map(|c| c.alias_targets(key))
-            .unwrap_or_default()
-    };
+    let aliases = uncounted::aliases_in(ctx.as_ref());
     let uses = HostUses { root: &root };
     let uncounted = Uncounted::new(&uses, &aliases).with_policy(&policy);
     let lock = HostLock::acquire(&root)?;

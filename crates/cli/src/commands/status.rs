@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 
 use modgate_host::kernel::HostUses;
-use modgate_host::lifecycle::{Session, Uncounted};
+use modgate_host::lifecycle::{uncounted, Session, Uncounted};
 use modgate_host::lock::HostLock;
 use modgate_host::policyfile;
 use modgate_host::root::Root;
@@ -30,11 +30,7 @@ pub fn run(g: &Global, args: &StatusArgs) -> Result<ExitCode, Error> {
     let status = || {
         // Why a module modgate would otherwise remove stays: what gc would say.
         let ctx = Settings::running_context(g);
-        let aliases = |key: &str| {
-            ctx.as_ref()
-                .map(|c| c.alias_targets(key))
-                .unwrap_or_default()
-        };
+        let aliases = uncounted::aliases_in(ctx.as_ref());
         let uses = HostUses { root: &root };
         let mut uncounted = Uncounted::new(&uses, &aliases);
         match policyfile::load(&root, None) {

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use modgate_core::{ModuleName, NothingLoaded};
 use modgate_host::kernel::{HostUses, Syscalls};
-use modgate_host::lifecycle::{Session, Uncounted};
+use modgate_host::lifecycle::{uncounted, Session, Uncounted};
 use modgate_host::lock::HostLock;
 use modgate_host::policyfile;
 use modgate_host::root::Root;
@@ -36,11 +36,7 @@ pub fn run(g: &Global, args: &UnloadArgs) -> Result<ExitCode, Error> {
             .map(|p| p.closure().map(String::from).collect())
             .unwrap_or_default()
     };
-    let aliases = |key: &str| {
-        ctx.as_ref()
-            .map(|c| c.alias_targets(key))
-            .unwrap_or_default()
-    };
+    let aliases = uncounted::aliases_in(ctx.as_ref());
     let uses = HostUses { root: &root };
     let policy = policyfile::load(&root, None)?;
     let uncounted = Uncounted::new(&uses, &aliases).with_policy(&policy);

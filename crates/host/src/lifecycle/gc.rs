@@ -316,17 +316,7 @@ mod tests {
     fn gc_drops_gone_records_and_unloads_or_keeps_by_policy() {
         let t = TempRoot::new();
         let k = FakeKernel::new(&t.root);
-        let plan = t.plan_inserting(&["dummy"], &[]);
-        {
-            let mut c = t.claim("gone", &["dummy"]);
-            c.begin_load("prestart", &[], &plan).expect("begin");
-            k.set_live(&["dummy"]);
-            let report = crate::loader::LoadReport {
-                inserted: vec!["dummy".into()],
-                ..Default::default()
-            };
-            c.finish_load(&report).expect("finish");
-        }
+        t.inserted_by(&k, "gone", "dummy");
         let none = Alive::Listed(BTreeSet::new());
         let r = t.with_session(|s| {
             s.gc(
@@ -384,17 +374,7 @@ mod tests {
     fn a_module_a_link_uses_stays_at_release_and_gc_removes_it_once_the_link_is_gone() {
         let t = TempRoot::new();
         let k = FakeKernel::new(&t.root);
-        let plan = t.plan_inserting(&["veth"], &[]);
-        {
-            let mut c = t.claim("a", &["veth"]);
-            c.begin_load("prestart", &[], &plan).expect("begin");
-            k.set_live(&["veth"]);
-            let report = crate::loader::LoadReport {
-                inserted: vec!["veth".into()],
-                ..Default::default()
-            };
-            c.finish_load(&report).expect("finish");
-        }
+        t.inserted_by(&k, "a", "veth");
         // A pair made on the host after the container asked for veth: no reference.
         k.add_link("veth-a", Some("veth"));
         k.add_link("veth-b", Some("veth"));

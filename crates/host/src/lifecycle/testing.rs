@@ -42,6 +42,20 @@ impl TempRoot {
         .expect("claim")
     }
 
+    /// Container `id`'s hook inserted `module` on `kernel` and recorded it; the hook has
+    /// exited.
+    pub fn inserted_by(&self, kernel: &crate::kernel::fake::FakeKernel, id: &str, module: &str) {
+        let plan = self.plan_inserting(&[module], &[]);
+        let mut c = self.claim(id, &[module]);
+        c.begin_load("prestart", &[], &plan).expect("begin");
+        kernel.set_live(&[module]);
+        let report = crate::loader::LoadReport {
+            inserted: vec![module.into()],
+            ..Default::default()
+        };
+        c.finish_load(&report).expect("finish");
+    }
+
     /// A plan that inserts `insert` and finds `loaded` live.
     pub fn plan_inserting(&self, insert: &[&str], loaded: &[&str]) -> Plan {
         let mut plan = Plan::default();

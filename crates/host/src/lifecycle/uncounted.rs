@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use modgate_core::name::modname_normalize;
 use modgate_core::policy::Policy;
 
+use crate::context::Context;
 use crate::kernel::Uses;
 
 /// Devices a driver makes itself when it is loaded (its `numdummies`-style default, or
@@ -44,6 +45,12 @@ struct Found {
     users: BTreeMap<String, Vec<String>>,
     /// Why a list could not be read: then nothing is removed.
     failed: Vec<String>,
+}
+
+/// The alias lookup [`Uncounted::new`] takes, from the running kernel's module directory
+/// when there is one; without it, no alias names a module.
+pub fn aliases_in(ctx: Option<&Context>) -> impl Fn(&str) -> Vec<String> + '_ {
+    move |key| ctx.map(|c| c.alias_targets(key)).unwrap_or_default()
 }
 
 /// The check made before a module is removed.
