@@ -788,6 +788,38 @@ fn a_load_past_its_budget_between_insertions_leaves_nothing_inserted() {
 }
 
 #[test]
+fn a_slow_insertion_returning_within_the_grace_is_rolled_back_with_the_rest() {
+    let e = Env::new("never");
+    let budget =
+        Arc::new(Deadline::after(Duration::from_millis(300)).with_grace(Duration::from_secs(30)));
+    // ip_vs's init outlasts the budget but returns within the grace: the watchdog lets
+    // the loader stop by itself, and ip_vs goes with the rest.
+    let (watcher, r) = with_slow_insertion(&e, "ip_vs", &budget, |_| {
+        let watcher = {
+            let (b, k) = (Arc::clone(&budget), e.kernel());
+            std::thread::spawn(move || matches!(b.watch(&k), Watch::Passed))
+        };
+        std::thread::sleep(budget.remaining() + Duration::from_millis(50));
+        watcher
+    });
+    assert!(
+        watcher.join().expect("watcher"),
+        "the watchdog took the load over"
+    );
+    let err = r.expect_err("past its budget");
+    let line = modgate_core::error_line(&err);
+    assert!(
+        line.contains(
+            "rolled back [\"ip_vs\", \"nf_conntrack\", \"libcrc32c\", \"crc32c_generic\"]"
+        ),
+        "{line}"
+    );
+    assert!(live(&e.root()).is_empty(), "{:?}", live(&e.root()));
+    assert!(e.record_ids().is_empty());
+    assert!(e.owned().is_empty());
+}
+
+#[test]
 fn an_insertion_stuck_past_the_budget_is_taken_over_and_the_rest_rolled_back() {
     let e = Env::new("never");
     let budget = Arc::new(Deadline::after(Duration::from_millis(300)));

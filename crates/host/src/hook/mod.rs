@@ -157,7 +157,12 @@ pub fn prepare(
     // The budget counts from here, where the work begins; the alarm stays armed until
     // the watchdog replaces it.
     let timeout = Duration::from_secs(timeout);
-    let deadline = Arc::new(Deadline::after(deadline::budget(timeout, load_budget)));
+    // An insertion in flight at the budget's end gets half the reserve to return, and
+    // is rolled back with the rest; the other half is for the rollback.
+    let deadline = Arc::new(
+        Deadline::after(deadline::budget(timeout, load_budget))
+            .with_grace(deadline::reserve(timeout) / 2),
+    );
     Ok(Some(Job {
         stage,
         stage_name: stage_name.to_string(),

@@ -20,6 +20,9 @@ pub const WHILE_INSERTING: &str = "while the kernel was still inserting";
 pub struct Deadline {
     at: Instant,
     budget: Duration,
+    /// How long past the budget the watchdog lets an insertion in flight return (a
+    /// slow init, not a stuck one) before it takes the load over.
+    grace: Duration,
     progress: Mutex<Progress>,
     changed: Condvar,
 }
@@ -54,9 +57,18 @@ impl Deadline {
         Self {
             at: Instant::now() + budget,
             budget,
+            grace: Duration::ZERO,
             progress: Mutex::new(Progress::default()),
             changed: Condvar::new(),
         }
+    }
+
+    /// An insertion still in flight when the budget runs out gets `grace` to return:
+    /// then the loader stops at its next check and removes it with the rest. Only one
+    /// that outlasts the grace is taken over, and left behind if it ever completes.
+    pub fn with_grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
     }
 
     pub fn budget(&self) -> Duration {
@@ -129,6 +141,7 @@ impl Deadline {
         if inserted {
             p.inserted.push(module.to_string());
         }
+        self.changed.notify_all();
         Ok(())
     }
 
@@ -139,8 +152,8 @@ impl Deadline {
     }
 
     /// The watchdog's side: waits for the end of the work or of the budget. When the
-    /// budget runs out during an insertion, stops the load and rolls back what it
-    /// inserted, newest first.
+    /// budget runs out during an insertion that does not return within the grace,
+    /// stops the load and rolls back what it inserted, newest first.
     pub fn watch(&self, syscalls: &dyn ModuleSyscalls) -> Watch<'_> {
         let mut p = self.lock();
         loop {
@@ -149,6 +162,22 @@ impl Deadline {
             }
             let left = self.remaining();
             if left.is_zero() {
+                break;
+            }
+            p = self
+                .changed
+                .wait_timeout(p, left)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|e| e.into_inner().0);
+        }
+        // An insertion in flight: give it the grace to return.
+        let grace_end = self.at + self.grace;
+        loop {
+            if p.finished {
+                return Watch::Finished;
+            }
+            let left = grace_end.saturating_duration_since(Instant::now());
+            if p.inserting.is_none() || left.is_zero() {
                 break;
             }
             p = self
