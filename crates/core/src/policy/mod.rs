@@ -8,6 +8,7 @@ mod integrity;
 mod layer;
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 use serde::Deserialize;
 
@@ -103,13 +104,17 @@ impl Policy {
         Ok(p)
     }
 
-    /// The built-in default, which sets every key.
+    /// The built-in default, which sets every key. Parsed once per process: every
+    /// policy file is layered over it, and `widening` compares against it.
     pub fn builtin_default() -> Self {
-        match layer::default_policy() {
-            Ok(p) => p,
-            // The default ships inside the binary and is parsed by a unit test.
-            Err(e) => panic!("built-in default policy does not parse: {e}"),
-        }
+        static DEFAULT: OnceLock<Policy> = OnceLock::new();
+        DEFAULT
+            .get_or_init(|| match layer::default_policy() {
+                Ok(p) => p,
+                // The default ships inside the binary and is parsed by a unit test.
+                Err(e) => panic!("built-in default policy does not parse: {e}"),
+            })
+            .clone()
     }
 
     fn deny(&self, module: &str, context: String, reason: String) -> Denial {
