@@ -204,12 +204,11 @@ impl<'a> BinIndex<'a> {
     }
 
     /// The most nodes a walk over the whole trie can meet in a file this size. In a
-    /// trie every node is written once, at its own offset, and takes at least one byte
-    /// (or, holding nothing, four bytes of its parent's child table): a walk that meets
-    /// more is going round a subtree shared by several parents, which would otherwise
-    /// take time exponential in the file's size.
+    /// trie every node but the root has one parent, whose child table gives it four
+    /// bytes of its own: a walk that meets more is going round a subtree shared by
+    /// several parents, which would otherwise take time exponential in the file's size.
     fn node_budget(&self) -> usize {
-        self.data.len().saturating_mul(2).saturating_add(1)
+        self.data.len() / 4 + 1
     }
 
     /// Wildcard lookup: the values of every stored pattern that matches `key`, ordered by
