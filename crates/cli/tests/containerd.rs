@@ -3,17 +3,20 @@
 //! options (--root, --log, --log-format json), the wrapper adds the hooks, runc runs them.
 //! A private containerd is started for the test (its own root, state and socket).
 
+mod engine;
 mod realrt;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use engine::*;
 use realrt::*;
 
 struct Containerd {
+    // Dropped in this order: the daemon, then its files.
+    daemon: Proc,
     dir: tempfile::TempDir,
-    child: Child,
 }
 
 impl Containerd {
@@ -25,49 +28,19 @@ impl Containerd {
         let d = dir.path();
         let fx = fixture_root(d, IP_VS_LIVE);
         busybox_rootfs(&d.join("rootfs"));
-        std::fs::create_dir_all(d.join("bin")).expect("mkdir");
-        std::os::unix::fs::symlink(MODGATE, d.join("bin/modgate-runtime")).expect("link");
-        std::fs::write(
-            d.join("runtime.toml"),
-            format!(
-                "hook_args = [\"--root\", {:?}, \"--log\", {:?}]\n",
-                fx.display().to_string(),
-                d.join("hook.log").display().to_string()
-            ),
-        )
-        .expect("runtime.toml");
+        wrapper_link(d);
+        runtime_settings(&d.join("runtime.toml"), &fx, &d.join("hook.log"));
         std::fs::write(
             d.join("config.toml"),
             format!(
-                "version = 2\nroot = {:?}\nstate = {:?}\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n[grpc]\n  address = {:?}\n",
-                d.join("root").display().to_string(),
-                d.join("state").display().to_string(),
-                d.join("sock").display().to_string()
+                "{}disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n",
+                containerd_base_config(d)
             ),
         )
         .expect("config.toml");
         // The shim and the wrapper inherit containerd's environment.
-        let child = Command::new("containerd")
-            .arg("--config")
-            .arg(d.join("config.toml"))
-            .env("MODGATE_RUNTIME_CONFIG", d.join("runtime.toml"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(d.join("containerd.log")).expect("log"))
-            .spawn()
-            .expect("start containerd");
-        let c = Containerd { dir, child };
-        let t = Instant::now();
-        while !c.p("sock").exists() {
-            assert!(
-                t.elapsed() < Duration::from_secs(20),
-                "containerd did not start:\n{}",
-                c.daemon_log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        eprintln!("containerd up in {:?}", t.elapsed());
-        c
+        let daemon = containerd(d, &d.join("config.toml"), &d.join("runtime.toml"));
+        Containerd { daemon, dir }
     }
 
     fn p(&self, rel: &str) -> PathBuf {
@@ -75,7 +48,7 @@ impl Containerd {
     }
 
     fn daemon_log(&self) -> String {
-        std::fs::read_to_string(self.p("containerd.log")).unwrap_or_default()
+        self.daemon.log_tail()
     }
 
     fn run(&self, id: &str, env: &str) -> std::process::Output {
@@ -83,7 +56,7 @@ impl Containerd {
         let out = run(
             Command::new("ctr")
                 .arg("--address")
-                .arg(self.p("sock"))
+                .arg(self.p("ctrd.sock"))
                 .args(["-n", "modgate", "run", "--rm", "--rootfs", "--runc-binary"])
                 .arg(self.p("bin/modgate-runtime"))
                 .args(["--env", env])
@@ -94,25 +67,6 @@ impl Containerd {
         );
         eprintln!("ctr run {env} took {:?}", t.elapsed());
         out
-    }
-}
-
-impl Drop for Containerd {
-    fn drop(&mut self) {
-        // Our own child: ask it to stop, then make sure.
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let t = Instant::now();
-        while t.elapsed() < Duration::from_secs(5) {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

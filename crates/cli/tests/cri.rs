@@ -28,7 +28,7 @@ const ANNOTATION: &str = "modgate.io/kernel-modules";
 struct Cri {
     containerd: Option<Proc>,
     py: PathBuf,
-    dir: tempfile::TempDir,
+    dir: Fixture,
 }
 
 impl Cri {
@@ -46,14 +46,9 @@ impl Cri {
                 return None;
             }
         };
-        let dir = tempfile::Builder::new()
-            .prefix("mg-cri")
-            .tempdir_in("/tmp")
-            .expect("tempdir");
+        let dir = Fixture::new("mg-cri");
         let d = dir.path();
-        modgate_testkit::fixture_root(&d.join("fx"), IPVS_WRR_LIVE);
-        runtime_settings(&d.join("runtime.toml"), &d.join("fx"), &d.join("hook.log"));
-        let wrapper = wrapper_link(d);
+        let wrapper = dir.wrapper();
         std::fs::create_dir_all(d.join("etc/containerd")).expect("mkdir");
         std::fs::create_dir_all(d.join("logs")).expect("mkdir");
         // What this host needs for CRI (see TESTBED): then modgate adds its runtime.
@@ -65,22 +60,20 @@ impl Cri {
         );
         let conf = d.join("etc/containerd/config.toml");
         std::fs::write(&conf, config).expect("config.toml");
-        let out = run(
-            Command::new(MODGATE)
-                .arg("--root")
-                .arg(d)
-                .args([
-                    "install",
-                    "containerd",
-                    "--write",
-                    "--binary",
-                    MODGATE,
-                    "--wrapper",
-                ])
-                .arg(&wrapper),
-            "modgate install containerd --write",
+        modgate(
+            &[
+                "--root",
+                d.to_str().expect("utf-8"),
+                "install",
+                "containerd",
+                "--write",
+                "--binary",
+                MODGATE,
+                "--wrapper",
+                wrapper.to_str().expect("utf-8"),
+            ],
+            &[],
         );
-        assert!(out.status.success(), "modgate install containerd failed");
         let written = std::fs::read_to_string(&conf).expect("read");
         eprintln!("--- {}\n{written}", conf.display());
         let parsed: toml::Value = toml::from_str(&written).expect("config.toml is TOML");
@@ -123,18 +116,6 @@ impl Cri {
         Some(c)
     }
 
-    fn p(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
-    }
-
-    fn fx(&self) -> PathBuf {
-        self.p("fx")
-    }
-
-    fn log(&self) -> PathBuf {
-        self.p("hook.log")
-    }
-
     fn daemon_log(&self) -> String {
         self.containerd
             .as_ref()
@@ -144,10 +125,10 @@ impl Cri {
 
     /// The sandbox image and the containers' image: busybox sleeping.
     fn image(&self) {
-        busybox_rootfs(&self.p("rootfs"));
-        let archive = self.p("image.tar");
+        busybox_rootfs(&self.dir.p("rootfs"));
+        let archive = self.dir.p("image.tar");
         oci_image_archive(
-            &self.p("rootfs"),
+            &self.dir.p("rootfs"),
             IMAGE,
             &["/bin/sleep", "1000000"],
             &archive,
@@ -155,7 +136,7 @@ impl Cri {
         let out = run(
             Command::new("ctr")
                 .arg("--address")
-                .arg(self.p("ctrd.sock"))
+                .arg(self.dir.p("ctrd.sock"))
                 .args([
                     "-n",
                     "k8s.io",
@@ -177,7 +158,7 @@ impl Cri {
                 .arg("180")
                 .arg(&self.py)
                 .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/engine/cri.py"))
-                .arg(self.p("ctrd.sock"))
+                .arg(self.dir.p("ctrd.sock"))
                 .arg(name)
                 .arg(arg.to_string()),
             &format!("cri {name}"),
@@ -199,7 +180,7 @@ impl Cri {
             "uid": format!("uid-{name}-{}", std::process::id()),
             "namespace": "default",
             "annotations": annotations,
-            "log_directory": self.p("logs").join(name),
+            "log_directory": self.dir.p("logs").join(name),
         })
     }
 
@@ -265,7 +246,7 @@ fn cri_pod_holds_its_modules_from_sandbox_start_to_sandbox_stop() {
         .run_pod(&pod, "modgate")
         .unwrap_or_else(|e| panic!("RunPodSandbox: {e}\n{}", c.daemon_log()));
     // The sandbox asked and holds.
-    let pre = log_lines(&c.log(), "prestart");
+    let pre = log_lines(&c.dir.log(), "prestart");
     assert_eq!(pre.len(), 1, "{pre:?}");
     assert!(
         pre[0].contains(&format!("container={pod_id}"))
@@ -273,13 +254,13 @@ fn cri_pod_holds_its_modules_from_sandbox_start_to_sandbox_stop() {
             && pre[0].contains("decision=allowed"),
         "{pre:?}"
     );
-    assert_eq!(holders(&c.fx()), vec![pod_id.clone()]);
+    assert_eq!(holders(&c.dir.fx()), vec![pod_id.clone()]);
 
     // Its container carries the pod's annotation too, and holds while it runs.
     let ctr = c.start_container(&pod_id, &pod);
     let mut both = vec![pod_id.clone(), ctr.clone()];
     both.sort();
-    assert_eq!(holders(&c.fx()), both, "{}", status(&c.fx()));
+    assert_eq!(holders(&c.dir.fx()), both, "{}", status(&c.dir.fx()));
 
     // The container stops: the pod (its sandbox) still holds.
     c.call(
@@ -288,13 +269,13 @@ fn cri_pod_holds_its_modules_from_sandbox_start_to_sandbox_stop() {
     )
     .unwrap_or_else(|e| panic!("StopContainer: {e}"));
     assert!(
-        wait_for(10, || holders(&c.fx()) == vec![pod_id.clone()]),
+        wait_for(10, || holders(&c.dir.fx()) == vec![pod_id.clone()]),
         "{}",
-        status(&c.fx())
+        status(&c.dir.fx())
     );
 
     c.remove_pod(&pod_id);
-    assert_released(&c.fx());
+    assert_released(&c.dir.fx());
     let pods = c.call("list_pods", serde_json::json!({})).expect("list");
     assert_eq!(pods["ids"], serde_json::json!([]));
 }
@@ -313,7 +294,7 @@ fn cri_refused_pod_fails_with_modgates_line_and_unrequesting_pods_run() {
         .run_pod(&c.pod("inject", Some("ip_vs,-r")), "modgate")
         .expect_err("a pod with an invalid request started");
     assert_modgate_refused(&err, "is not a module name: begins with '-'");
-    assert!(holders(&c.fx()).is_empty(), "{}", status(&c.fx()));
+    assert!(holders(&c.dir.fx()).is_empty(), "{}", status(&c.dir.fx()));
 
     // No request, with modgate's handler: the wrapper adds no hook, the pod runs.
     let pod = c.pod("plain", None);
@@ -321,7 +302,7 @@ fn cri_refused_pod_fails_with_modgates_line_and_unrequesting_pods_run() {
         .run_pod(&pod, "modgate")
         .unwrap_or_else(|e| panic!("RunPodSandbox: {e}\n{}", c.daemon_log()));
     c.start_container(&id, &pod);
-    assert!(holders(&c.fx()).is_empty());
+    assert!(holders(&c.dir.fx()).is_empty());
     c.remove_pod(&id);
 
     // The default handler keeps working next to modgate's.
@@ -331,7 +312,7 @@ fn cri_refused_pod_fails_with_modgates_line_and_unrequesting_pods_run() {
         .unwrap_or_else(|e| panic!("RunPodSandbox (default runtime): {e}\n{}", c.daemon_log()));
     c.start_container(&id, &pod);
     c.remove_pod(&id);
-    let allowed = log_lines(&c.log(), "prestart")
+    let allowed = log_lines(&c.dir.log(), "prestart")
         .into_iter()
         .filter(|l| l.contains("decision=allowed"))
         .count();

@@ -9,7 +9,7 @@
 mod engine;
 mod realrt;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Instant;
 
@@ -26,7 +26,7 @@ struct Docker {
     // Dropped in this order: dockerd first, then its containerd, then the files.
     dockerd: Option<Proc>,
     containerd: Option<Proc>,
-    dir: tempfile::TempDir,
+    dir: Fixture,
 }
 
 impl Docker {
@@ -41,14 +41,9 @@ impl Docker {
             }
         }
         // Short: the shims' sockets live under these directories.
-        let dir = tempfile::Builder::new()
-            .prefix("mg-dk")
-            .tempdir_in("/tmp")
-            .expect("tempdir");
+        let dir = Fixture::new("mg-dk");
         let d = dir.path();
-        modgate_testkit::fixture_root(&d.join("fx"), IPVS_WRR_LIVE);
-        runtime_settings(&d.join("runtime.toml"), &d.join("fx"), &d.join("hook.log"));
-        let wrapper = wrapper_link(d);
+        let wrapper = dir.wrapper();
 
         // What the operator has, then what modgate adds to it.
         std::fs::create_dir_all(d.join("etc/docker")).expect("mkdir");
@@ -63,15 +58,19 @@ impl Docker {
             .to_string(),
         )
         .expect("daemon.json");
-        let out = run(
-            Command::new(MODGATE)
-                .arg("--root")
-                .arg(d)
-                .args(["install", "docker", "--binary", MODGATE, "--wrapper"])
-                .arg(&wrapper),
-            "modgate install docker",
+        modgate(
+            &[
+                "--root",
+                d.to_str().expect("utf-8"),
+                "install",
+                "docker",
+                "--binary",
+                MODGATE,
+                "--wrapper",
+                wrapper.to_str().expect("utf-8"),
+            ],
+            &[],
         );
-        assert!(out.status.success(), "modgate install docker failed");
         let config: serde_json::Value = serde_json::from_str(
             &std::fs::read_to_string(d.join("etc/docker/daemon.json")).expect("read"),
         )
@@ -118,25 +117,21 @@ impl Docker {
         Some(dk)
     }
 
-    fn p(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
-    }
-
     fn docker(&self) -> Command {
         let mut c = Command::new(DOCKER);
         c.arg("-H")
-            .arg(format!("unix://{}", self.p("docker.sock").display()))
+            .arg(format!("unix://{}", self.dir.p("docker.sock").display()))
             .stdin(Stdio::null());
         c
     }
 
     fn image(&self) {
-        busybox_rootfs(&self.p("rootfs"));
-        tar_of(&self.p("rootfs"), &self.p("rootfs.tar"));
+        busybox_rootfs(&self.dir.p("rootfs"));
+        tar_of(&self.dir.p("rootfs"), &self.dir.p("rootfs.tar"));
         let out = run(
             self.docker()
                 .arg("import")
-                .arg(self.p("rootfs.tar"))
+                .arg(self.dir.p("rootfs.tar"))
                 .arg(IMAGE),
             "docker import",
         );
@@ -163,14 +158,6 @@ impl Docker {
         self.run(&args)
     }
 
-    fn fx(&self) -> PathBuf {
-        self.p("fx")
-    }
-
-    fn log(&self) -> PathBuf {
-        self.p("hook.log")
-    }
-
     fn daemon_logs(&self) -> String {
         let tail = |p: &Option<Proc>| p.as_ref().map(Proc::log_tail).unwrap_or_default();
         format!("{}\n{}", tail(&self.dockerd), tail(&self.containerd))
@@ -190,20 +177,8 @@ fn docker_run_with_the_modgate_runtime_holds_until_stop() {
         return;
     };
     let out = dk.run_hello(Some("KERNEL_MODULES=ip_vs,ip_vs_wrr"));
-    assert!(
-        out.status.success(),
-        "docker run failed:\n{}",
-        dk.daemon_logs()
-    );
-    assert_eq!(stdout(&out), "hello\n");
-    let pre = log_lines(&dk.log(), "prestart");
-    assert_eq!(pre.len(), 1, "{pre:?}");
-    assert!(
-        pre[0].contains("requested=ip_vs,ip_vs_wrr") && pre[0].contains("decision=allowed"),
-        "{pre:?}"
-    );
-    assert_released(&dk.fx());
-    assert_eq!(log_lines(&dk.log(), "poststop").len(), 1);
+    assert_served_and_released(&out, &dk.dir, || dk.daemon_logs());
+    assert_eq!(log_lines(&dk.dir.log(), "poststop").len(), 1);
 
     // Detached: held under Docker's container id while it runs, released at stop.
     let out = dk.run(&[
@@ -225,9 +200,14 @@ fn docker_run_with_the_modgate_runtime_holds_until_stop() {
         dk.daemon_logs()
     );
     let id = first_line(&out);
-    assert_eq!(holders(&dk.fx()), vec![id.clone()], "{}", status(&dk.fx()));
+    assert_eq!(
+        holders(&dk.dir.fx()),
+        vec![id.clone()],
+        "{}",
+        status(&dk.dir.fx())
+    );
     assert!(dk.run(&["stop", "-t", "1", &id]).status.success());
-    assert_released(&dk.fx());
+    assert_released(&dk.dir.fx());
     assert!(dk.run(&["rm", &id]).status.success());
 }
 
@@ -251,7 +231,7 @@ fn docker_refusals_show_modgates_line_and_no_request_runs() {
         assert_modgate_refused(&stderr(&out), what);
         assert!(!stdout(&out).contains("hello"));
     }
-    assert!(holders(&dk.fx()).is_empty(), "{}", status(&dk.fx()));
+    assert!(holders(&dk.dir.fx()).is_empty(), "{}", status(&dk.dir.fx()));
 
     // No request: the wrapper adds no hooks, the container runs.
     let out = dk.run_hello(None);
@@ -261,7 +241,7 @@ fn docker_refusals_show_modgates_line_and_no_request_runs() {
         dk.daemon_logs()
     );
     assert_eq!(stdout(&out), "hello\n");
-    assert!(holders(&dk.fx()).is_empty());
+    assert!(holders(&dk.dir.fx()).is_empty());
     let left = dk.run(&["ps", "-a", "-q"]);
     assert_eq!(stdout(&left).trim(), "", "containers left behind");
 }

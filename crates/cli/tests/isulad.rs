@@ -10,7 +10,7 @@ mod realrt;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 
 use engine::*;
 use realrt::*;
@@ -20,63 +20,21 @@ const IMAGE: &str = "modgate-busybox:latest";
 /// One isulad at a time: the engine script's socket and state paths are fixed.
 static ISULAD: Mutex<()> = Mutex::new(());
 
-fn isulad(test: &str) -> Option<Isulad> {
-    isulad_for(
+fn isulad(test: &str) -> Option<(Isulad, MutexGuard<'static, ()>, Fixture)> {
+    isulad_test(
         test,
         "MODGATE_ISULAD_SH",
         &["runc", "busybox", "tar", "unshare"],
+        &ISULAD,
+        "mg-isulad",
     )
 }
 
-/// A temp dir with a fixture root (the seed request's modules live) and a hook log.
-struct Fixture {
-    dir: tempfile::TempDir,
-}
-
-impl Fixture {
-    fn new() -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("mg-isulad")
-            .tempdir_in("/tmp")
-            .expect("tempdir");
-        modgate_testkit::fixture_root(&dir.path().join("fx"), IPVS_WRR_LIVE);
-        Fixture { dir }
-    }
-    fn p(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
-    }
-    fn fx(&self) -> PathBuf {
-        self.p("fx")
-    }
-    fn log(&self) -> PathBuf {
-        self.p("hook.log")
-    }
-    /// `modgate install isulad --output SPEC` with the hook pointed at this fixture: the
-    /// per-container hook spec's path.
-    fn installed_hook_spec(&self) -> String {
-        let spec = self.p("hookspec.json").display().to_string();
-        modgate(&["install", "isulad", "--output", &spec], &self.hook_args());
-        spec
-    }
-
-    /// The `--hook-arg`s that point the hook at the fixture root and the log.
-    fn hook_args(&self) -> Vec<String> {
-        vec![
-            "--hook-arg=--root".into(),
-            format!("--hook-arg={}", self.fx().display()),
-            "--hook-arg=--log".into(),
-            format!("--hook-arg={}", self.log().display()),
-        ]
-    }
-}
-
-fn modgate(args: &[&str], extra: &[String]) -> Output {
-    let out = run(
-        Command::new(MODGATE).args(args).args(extra),
-        &format!("modgate {}", args.join(" ")),
-    );
-    assert!(out.status.success(), "modgate {args:?} failed");
-    out
+/// The daemon with the script's configuration and the test image.
+fn start(i: &Isulad) -> Daemon<'_> {
+    let d = i.start();
+    i.image(IMAGE);
+    d
 }
 
 /// `isula run --rm [--hook-spec SPEC] [-e ENV] IMAGE sh -c 'echo hello'`.
@@ -92,16 +50,6 @@ fn run_hello(i: &Isulad, spec: Option<&str>, env: Option<&str>) -> Output {
     i.run_isula(&args)
 }
 
-/// The container ran, its one prestart was allowed, and poststop released it all.
-fn assert_served_and_released(i: &Isulad, f: &Fixture, out: &Output) {
-    assert!(out.status.success(), "isula run failed:\n{}", i.log());
-    assert_eq!(stdout(out), "hello\n");
-    let pre = log_lines(&f.log(), "prestart");
-    assert_eq!(pre.len(), 1, "{pre:?}");
-    assert!(pre[0].contains("decision=allowed"), "{pre:?}");
-    assert_released(&f.fx());
-}
-
 fn assert_refused(out: &Output, what: &str) {
     assert_eq!(
         out.status.code(),
@@ -114,25 +62,16 @@ fn assert_refused(out: &Output, what: &str) {
 
 #[test]
 fn hook_spec_allowed_request_holds_until_the_container_stops() {
-    let test = "hook_spec_allowed_request_holds_until_the_container_stops";
-    let Some(i) = isulad(test) else { return };
-    let _one = serial(&ISULAD);
-    let f = Fixture::new();
+    let Some((i, _one, f)) = isulad("hook_spec_allowed_request_holds_until_the_container_stops")
+    else {
+        return;
+    };
     let spec = f.installed_hook_spec();
-    let _d = i.start();
-    i.image(IMAGE);
-    let spec = spec.as_str();
+    let spec = spec.to_str().expect("utf-8");
+    let _d = start(&i);
 
     let out = run_hello(&i, Some(spec), Some("KERNEL_MODULES=ip_vs,ip_vs_wrr"));
-    assert!(out.status.success(), "isula run failed:\n{}", i.log());
-    assert_eq!(stdout(&out), "hello\n");
-    let pre = log_lines(&f.log(), "prestart");
-    assert_eq!(pre.len(), 1, "{pre:?}");
-    assert!(
-        pre[0].contains("requested=ip_vs,ip_vs_wrr") && pre[0].contains("decision=allowed"),
-        "{pre:?}"
-    );
-    assert_released(&f.fx());
+    assert_served_and_released(&out, &f, || i.log());
     assert_eq!(log_lines(&f.log(), "poststop").len(), 1);
 
     // Detached: the container holds the modules while it runs, under iSulad's id.
@@ -162,14 +101,12 @@ fn hook_spec_allowed_request_holds_until_the_container_stops() {
 
 #[test]
 fn hook_spec_refusals_exit_125_with_modgates_line() {
-    let test = "hook_spec_refusals_exit_125_with_modgates_line";
-    let Some(i) = isulad(test) else { return };
-    let _one = serial(&ISULAD);
-    let f = Fixture::new();
+    let Some((i, _one, f)) = isulad("hook_spec_refusals_exit_125_with_modgates_line") else {
+        return;
+    };
     let spec = f.installed_hook_spec();
-    let _d = i.start();
-    i.image(IMAGE);
-    let spec = spec.as_str();
+    let spec = spec.to_str().expect("utf-8");
+    let _d = start(&i);
     let run_with = |env: &str| run_hello(&i, Some(spec), Some(env));
 
     assert_refused(
@@ -243,13 +180,11 @@ fn start_with_root<'a>(i: &'a Isulad, root: &Path, binds: &[(PathBuf, PathBuf)])
 
 #[test]
 fn daemon_default_spec_applies_after_a_restart() {
-    let test = "daemon_default_spec_applies_after_a_restart";
-    let Some(i) = isulad(test) else { return };
-    let _one = serial(&ISULAD);
-    let f = Fixture::new();
+    let Some((i, _one, f)) = isulad("daemon_default_spec_applies_after_a_restart") else {
+        return;
+    };
     // The configuration the script runs isulad with (it writes it at start).
-    let d = i.start();
-    i.image(IMAGE);
+    let d = start(&i);
     // Before: no daemon-wide hook, a request is not served (nothing is held).
     let out = run_hello(&i, None, Some("KERNEL_MODULES=dccp"));
     assert!(out.status.success());
@@ -295,7 +230,7 @@ fn daemon_default_spec_applies_after_a_restart() {
 
     // Every container now gets the hooks, without --hook-spec.
     let out = run_hello(&i, None, Some("KERNEL_MODULES=ip_vs,ip_vs_wrr"));
-    assert_served_and_released(&i, &f, &out);
+    assert_served_and_released(&out, &f, || i.log());
 
     let out = run_hello(&i, None, Some("KERNEL_MODULES=dccp"));
     assert_refused(&out, "module \"dccp\" denied by policy");
@@ -307,49 +242,17 @@ fn daemon_default_spec_applies_after_a_restart() {
 
 #[test]
 fn syscontainer_tools_link_serves_an_old_hook_spec() {
-    let test = "syscontainer_tools_link_serves_an_old_hook_spec";
-    let Some(i) = isulad(test) else { return };
-    let _one = serial(&ISULAD);
-    let f = Fixture::new();
-    let root = f.p("root");
-    std::fs::create_dir_all(&root).expect("mkdir");
-    modgate(
-        &[
-            "--root",
-            root.to_str().expect("utf-8"),
-            "install",
-            "syscontainer-tools",
-        ],
-        &[],
-    );
-    let hook = root.join("var/lib/isulad/hooks/syscontainer-hooks");
-    assert_eq!(std::fs::read_link(&hook).expect("link"), Path::new(MODGATE));
-    // A hook spec as syscontainer-tools users have it, plus the fixture root.
-    let entry = |stage: &str| {
-        serde_json::json!({
-            "path": hook,
-            "args": ["syscontainer-hooks", "--state", stage, "--root", f.fx(), "--log", f.log()],
-            "env": [],
-            "timeout": 30
-        })
+    let Some((i, _one, f)) = isulad("syscontainer_tools_link_serves_an_old_hook_spec") else {
+        return;
     };
+    // A hook spec as syscontainer-tools users have it, plus the fixture root.
     let spec = f.p("hookspec.json");
-    std::fs::write(
-        &spec,
-        serde_json::json!({
-            "prestart": [entry("prestart")],
-            "poststart": [entry("poststart")],
-            "poststop": [entry("poststop")]
-        })
-        .to_string(),
-    )
-    .expect("spec");
+    std::fs::write(&spec, f.syscontainer_hook_spec(&f.p("root")).to_string()).expect("spec");
     let spec = spec.to_str().expect("utf-8");
-    let _d = i.start();
-    i.image(IMAGE);
+    let _d = start(&i);
 
     let out = run_hello(&i, Some(spec), Some("KERNEL_MODULES=ip_vs,ip_vs_wrr"));
-    assert_served_and_released(&i, &f, &out);
+    assert_served_and_released(&out, &f, || i.log());
 
     let out = i.run_isula(&[
         "run",

@@ -11,8 +11,8 @@ mod engine;
 mod realrt;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::Mutex;
+use std::process::Output;
+use std::sync::{Mutex, MutexGuard};
 
 use engine::*;
 use realrt::*;
@@ -23,52 +23,18 @@ static ISULAD: Mutex<()> = Mutex::new(());
 
 const SEED_SPEC: &str = "/etc/isulad-tools/hookspec.json";
 
-fn isulad(test: &str) -> Option<Isulad> {
-    isulad_for(test, "MODGATE_ISULAD_LCR_SH", &["busybox", "tar"])
-}
-
-struct Fixture {
-    dir: tempfile::TempDir,
-}
-
-impl Fixture {
-    fn new() -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("mg-lcr")
-            .tempdir_in("/tmp")
-            .expect("tempdir");
-        modgate_testkit::fixture_root(&dir.path().join("fx"), IPVS_WRR_LIVE);
-        system_rootfs(&dir.path().join("rootfs"));
-        Fixture { dir }
-    }
-    fn p(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
-    }
-    fn fx(&self) -> PathBuf {
-        self.p("fx")
-    }
-    fn log(&self) -> PathBuf {
-        self.p("hook.log")
-    }
-    fn rootfs(&self) -> String {
-        self.p("rootfs").display().to_string()
-    }
-    /// modgate's own hook spec (`install isulad --output`), pointed at the fixture root.
-    fn modgate_spec(&self) -> PathBuf {
-        let spec = self.p("hookspec.json");
-        let out = run(
-            Command::new(MODGATE)
-                .args(["install", "isulad", "--output"])
-                .arg(&spec)
-                .arg("--hook-arg=--root")
-                .arg(format!("--hook-arg={}", self.fx().display()))
-                .arg("--hook-arg=--log")
-                .arg(format!("--hook-arg={}", self.log().display())),
-            "modgate install isulad",
-        );
-        assert!(out.status.success());
-        spec
-    }
+/// The lcr iSulad, this test's turn at it, and a fixture with a system container's
+/// root file system (`rootfs`).
+fn isulad(test: &str) -> Option<(Isulad, MutexGuard<'static, ()>, Fixture)> {
+    let t = isulad_test(
+        test,
+        "MODGATE_ISULAD_LCR_SH",
+        &["busybox", "tar"],
+        &ISULAD,
+        "mg-lcr",
+    )?;
+    system_rootfs(&t.2.p("rootfs"));
+    Some(t)
 }
 
 /// A host file a test must write, put back as it was (or removed, with the directory
@@ -115,7 +81,7 @@ impl Drop for HostFile {
 /// --external-rootfs ROOTFS none init` (`env` None: no request).
 fn run_system(i: &Isulad, f: &Fixture, spec: &Path, env: Option<&str>, verb: &str) -> Output {
     let spec = spec.to_str().expect("utf-8").to_string();
-    let rootfs = f.rootfs();
+    let rootfs = f.p("rootfs").display().to_string();
     let mut args = vec![verb];
     if verb == "run" {
         args.push("-tid");
@@ -150,36 +116,12 @@ fn assert_one_allowed(f: &Fixture, id: &str) {
 
 #[test]
 fn seed_command_with_the_syscontainer_hooks_link() {
-    let test = "seed_command_with_the_syscontainer_hooks_link";
-    let Some(i) = isulad(test) else { return };
-    let _one = serial(&ISULAD);
-    let f = Fixture::new();
+    let Some((i, _one, f)) = isulad("seed_command_with_the_syscontainer_hooks_link") else {
+        return;
+    };
     // The host's hook spec as syscontainer-tools installed it, calling its hook slot,
     // which `install syscontainer-tools` (into a temp root) made a link to modgate.
-    let root = f.p("root");
-    std::fs::create_dir_all(&root).expect("mkdir");
-    let out = run(
-        Command::new(MODGATE)
-            .arg("--root")
-            .arg(&root)
-            .args(["install", "syscontainer-tools"]),
-        "modgate install syscontainer-tools",
-    );
-    assert!(out.status.success());
-    let hook = root.join("var/lib/isulad/hooks/syscontainer-hooks");
-    let entry = |stage: &str| {
-        serde_json::json!({
-            "path": hook,
-            "args": ["syscontainer-hooks", "--state", stage, "--root", f.fx(), "--log", f.log()],
-            "env": [],
-            "timeout": 30
-        })
-    };
-    let spec = serde_json::json!({
-        "prestart": [entry("prestart")],
-        "poststart": [entry("poststart")],
-        "poststop": [entry("poststop")]
-    });
+    let spec = f.syscontainer_hook_spec(&f.p("root"));
     let _host = HostFile::write(SEED_SPEC, &spec.to_string());
 
     let _d = i.start();
@@ -205,11 +147,10 @@ fn seed_command_with_the_syscontainer_hooks_link() {
 
 #[test]
 fn lcr_refusals_exit_125_and_a_failed_prestart_releases() {
-    let test = "lcr_refusals_exit_125_and_a_failed_prestart_releases";
-    let Some(i) = isulad(test) else { return };
-    let _one = serial(&ISULAD);
-    let f = Fixture::new();
-    let spec = f.modgate_spec();
+    let Some((i, _one, f)) = isulad("lcr_refusals_exit_125_and_a_failed_prestart_releases") else {
+        return;
+    };
+    let spec = f.installed_hook_spec();
     let _d = i.start();
     let mut c = Containers { i: &i, ids: vec![] };
 
@@ -281,11 +222,10 @@ fn lcr_refusals_exit_125_and_a_failed_prestart_releases() {
 
 #[test]
 fn lcr_create_then_start_and_no_request() {
-    let test = "lcr_create_then_start_and_no_request";
-    let Some(i) = isulad(test) else { return };
-    let _one = serial(&ISULAD);
-    let f = Fixture::new();
-    let spec = f.modgate_spec();
+    let Some((i, _one, f)) = isulad("lcr_create_then_start_and_no_request") else {
+        return;
+    };
+    let spec = f.installed_hook_spec();
     let _d = i.start();
     let mut c = Containers { i: &i, ids: vec![] };
 

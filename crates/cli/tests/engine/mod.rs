@@ -96,6 +96,132 @@ pub const IPVS_WRR_LIVE: &[&str] = &[
     "crc32c_generic",
 ];
 
+/// A test's directory under /tmp (short: the shims' sockets live under it) holding `fx`,
+/// a fixture root in which the seed request's modules are live, and the hook's log.
+pub struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    pub fn new(prefix: &str) -> Fixture {
+        let dir = tempfile::Builder::new()
+            .prefix(prefix)
+            .tempdir_in("/tmp")
+            .expect("tempdir");
+        modgate_testkit::fixture_root(&dir.path().join("fx"), IPVS_WRR_LIVE);
+        Fixture { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn p(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn fx(&self) -> PathBuf {
+        self.p("fx")
+    }
+
+    pub fn log(&self) -> PathBuf {
+        self.p("hook.log")
+    }
+
+    /// The `--hook-arg`s that point the hook at the fixture root and the log.
+    pub fn hook_args(&self) -> Vec<String> {
+        vec![
+            "--hook-arg=--root".into(),
+            format!("--hook-arg={}", self.fx().display()),
+            "--hook-arg=--log".into(),
+            format!("--hook-arg={}", self.log().display()),
+        ]
+    }
+
+    /// `modgate install isulad --output SPEC` with the hook pointed at this fixture: the
+    /// per-container hook spec's path.
+    pub fn installed_hook_spec(&self) -> PathBuf {
+        let spec = self.p("hookspec.json");
+        modgate(
+            &[
+                "install",
+                "isulad",
+                "--output",
+                spec.to_str().expect("utf-8"),
+            ],
+            &self.hook_args(),
+        );
+        spec
+    }
+
+    /// `modgate --root ROOT install syscontainer-tools` (its hook slot becomes a link to
+    /// modgate), and a hook spec as syscontainer-tools users have it, calling that slot
+    /// with this fixture's root and log.
+    pub fn syscontainer_hook_spec(&self, root: &Path) -> serde_json::Value {
+        std::fs::create_dir_all(root).expect("mkdir");
+        modgate(
+            &[
+                "--root",
+                root.to_str().expect("utf-8"),
+                "install",
+                "syscontainer-tools",
+            ],
+            &[],
+        );
+        let hook = root.join("var/lib/isulad/hooks/syscontainer-hooks");
+        assert_eq!(std::fs::read_link(&hook).expect("link"), Path::new(MODGATE));
+        let entry = |stage: &str| {
+            serde_json::json!({
+                "path": hook,
+                "args": ["syscontainer-hooks", "--state", stage, "--root", self.fx(), "--log", self.log()],
+                "env": [],
+                "timeout": 30
+            })
+        };
+        serde_json::json!({
+            "prestart": [entry("prestart")],
+            "poststart": [entry("poststart")],
+            "poststop": [entry("poststop")]
+        })
+    }
+
+    /// The runtime wrapper's settings (`runtime.toml`, pointing the hook at this fixture)
+    /// and the wrapper's link `bin/modgate-runtime`, returned.
+    pub fn wrapper(&self) -> PathBuf {
+        runtime_settings(&self.p("runtime.toml"), &self.fx(), &self.log());
+        wrapper_link(self.path())
+    }
+}
+
+/// `modgate ARGS EXTRA`, which must succeed.
+pub fn modgate(args: &[&str], extra: &[String]) -> Output {
+    let out = run(
+        Command::new(MODGATE).args(args).args(extra),
+        &format!("modgate {}", args.join(" ")),
+    );
+    assert!(out.status.success(), "modgate {args:?} failed");
+    out
+}
+
+/// A container that ran `echo hello` with the seed request (ip_vs,ip_vs_wrr): it printed
+/// hello, its one prestart was allowed, and poststop released it all. `logs` tells why
+/// the container did not run.
+pub fn assert_served_and_released(out: &Output, f: &Fixture, logs: impl Fn() -> String) {
+    assert!(
+        out.status.success(),
+        "the container did not run:\n{}",
+        logs()
+    );
+    assert_eq!(stdout(out), "hello\n");
+    let pre = log_lines(&f.log(), "prestart");
+    assert_eq!(pre.len(), 1, "{pre:?}");
+    assert!(
+        pre[0].contains("requested=ip_vs,ip_vs_wrr") && pre[0].contains("decision=allowed"),
+        "{pre:?}"
+    );
+    assert_released(&f.fx());
+}
+
 /// A busybox system-container root file system: busybox `init` with a two-line inittab.
 pub fn system_rootfs(dir: &Path) {
     busybox_rootfs(dir);
@@ -494,4 +620,18 @@ pub fn isulad_for(test: &str, var: &str, tools: &[&str]) -> Option<Isulad> {
             None
         }
     }
+}
+
+/// The start of an iSulad test: the engine (as `isulad_for`), this test's turn at it
+/// (`turn` serialises the tests of one engine) and its fixture (directory named `prefix`).
+pub fn isulad_test(
+    test: &str,
+    var: &str,
+    tools: &[&str],
+    turn: &'static Mutex<()>,
+    prefix: &str,
+) -> Option<(Isulad, MutexGuard<'static, ()>, Fixture)> {
+    let i = isulad_for(test, var, tools)?;
+    let one = serial(turn);
+    Some((i, one, Fixture::new(prefix)))
 }
