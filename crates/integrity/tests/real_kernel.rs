@@ -5,6 +5,8 @@
 //! `MODGATE_KERNEL_RELEASE` (`scripts/test` sets them). Without them the tests say so and
 //! pass, unless `MODGATE_REQUIRE_REAL=1` (CI), where they fail.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -219,11 +221,7 @@ fn tree_verifies(t: &Tree, every: usize) {
 #[test]
 fn openssl_agrees_on_real_modules() {
     let Some(t) = tree() else { return };
-    if Command::new("openssl").arg("version").output().is_err() {
-        if std::env::var("MODGATE_REQUIRE_REAL").as_deref() == Ok("1") {
-            panic!("the openssl tool is required");
-        }
-        eprintln!("skipped: no openssl tool");
+    if !common::have_openssl() {
         return;
     }
     let store = kernel_store(&t);
@@ -232,42 +230,23 @@ fn openssl_agrees_on_real_modules() {
     let cert = dir.path().join("kernel.der");
     std::fs::write(&cert, &extract_certs(&image).expect("certs")[0]).expect("write cert");
     let pem = dir.path().join("kernel.pem");
-    let conv = Command::new("openssl")
-        .args(["x509", "-inform", "DER", "-in"])
-        .arg(&cert)
-        .arg("-out")
-        .arg(&pem)
-        .status()
-        .expect("openssl x509");
-    assert!(conv.success());
+    common::openssl(
+        &[
+            "x509",
+            "-inform",
+            "DER",
+            "-in",
+            "kernel.der",
+            "-out",
+            "kernel.pem",
+        ],
+        dir.path(),
+    );
     let openssl_accepts = |module: &[u8]| -> bool {
         let Ok(t) = trailer::split(module) else {
             return false;
         };
-        let (c, s) = (dir.path().join("content"), dir.path().join("sig"));
-        std::fs::write(&c, t.content).expect("write");
-        std::fs::write(&s, t.pkcs7).expect("write");
-        Command::new("openssl")
-            .args([
-                "cms",
-                "-verify",
-                "-binary",
-                "-inform",
-                "DER",
-                "-noverify",
-                "-nointern",
-            ])
-            .arg("-in")
-            .arg(&s)
-            .arg("-content")
-            .arg(&c)
-            .arg("-certfile")
-            .arg(&pem)
-            .args(["-out", "/dev/null"])
-            .output()
-            .expect("openssl cms")
-            .status
-            .success()
+        common::openssl_accepts(dir.path(), "ref", t.content, t.pkcs7, &pem)
     };
     for rel in CLOSURE {
         let module = t.module(rel);

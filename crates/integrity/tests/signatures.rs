@@ -6,13 +6,15 @@
 //! Needs the `openssl` tool; without it the tests say so and pass, unless
 //! `MODGATE_REQUIRE_REAL=1`, where they fail.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
+use common::{have_openssl, openssl};
 use modgate_integrity::{check, trailer, verify, SignatureStatus, TrustStore, VerifyError};
 
 struct Keys {
@@ -27,31 +29,6 @@ impl Keys {
     fn trusted_dir(&self) -> PathBuf {
         self.path("trusted")
     }
-}
-
-fn openssl(args: &[&str], cwd: &Path) -> std::process::Output {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("run openssl");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn have_openssl() -> bool {
-    let ok = Command::new("openssl").arg("version").output().is_ok();
-    if !ok {
-        if std::env::var("MODGATE_REQUIRE_REAL").as_deref() == Ok("1") {
-            panic!("the openssl tool is required");
-        }
-        eprintln!("skipped: no openssl tool");
-    }
-    ok
 }
 
 /// Self-signed certificate `name` (`name.pem`, key `name.key`).
@@ -221,6 +198,12 @@ fn store() -> TrustStore {
     s
 }
 
+/// What a signing test needs, when openssl is here: the trust store of the trusted
+/// directory and a module's content.
+fn signing() -> Option<(TrustStore, Vec<u8>)> {
+    have_openssl().then(|| (store(), content()))
+}
+
 fn content() -> Vec<u8> {
     let mut v = b"\x7fELF\x02\x01\x01".to_vec();
     let mut x: u32 = 99;
@@ -261,35 +244,18 @@ fn sign(signer: &str, md: &str, content: &[u8], attrs: bool, certs: bool, keyid:
     std::fs::read(&out).expect("test fixture")
 }
 
-/// The reference: does `openssl cms -verify` accept `pkcs7` over `content`, with only the
-/// trusted certificates as possible signers (`-nointern`) and no chain (`-noverify`)?
+/// `content` signed by `signer` as the kernel's `scripts/sign-file` signs (sha256).
+fn sign_file(signer: &str, content: &[u8]) -> Vec<u8> {
+    let (attrs, certs, keyid) = SIGN_FILE;
+    sign(signer, "sha256", content, attrs, certs, keyid)
+}
+
+/// The reference (`common::openssl_accepts`) with every trusted certificate.
 fn openssl_accepts(content: &[u8], pkcs7: &[u8], tag: &str) -> bool {
     let d = keys().dir.path();
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let c = d.join(format!("ref-{tag}-{n}.bin"));
-    let s = d.join(format!("ref-{tag}-{n}.p7s"));
-    std::fs::write(&c, content).expect("test fixture");
-    std::fs::write(&s, pkcs7).expect("test fixture");
-    Command::new("openssl")
-        .args([
-            "cms",
-            "-verify",
-            "-binary",
-            "-inform",
-            "DER",
-            "-noverify",
-            "-nointern",
-        ])
-        .arg("-in")
-        .arg(&s)
-        .arg("-content")
-        .arg(&c)
-        .args(["-certfile", "all-trusted.pem", "-out", "/dev/null"])
-        .current_dir(d)
-        .output()
-        .expect("run openssl")
-        .status
-        .success()
+    let name = format!("ref-{tag}-{n}");
+    common::openssl_accepts(d, &name, content, pkcs7, &d.join("all-trusted.pem"))
 }
 
 struct Case {
@@ -420,11 +386,9 @@ const CASES: &[Case] = &[
 
 #[test]
 fn verdicts_agree_with_openssl() {
-    if !have_openssl() {
+    let Some((store, content)) = signing() else {
         return;
-    }
-    let store = store();
-    let content = content();
+    };
     for (i, c) in CASES.iter().enumerate() {
         let p7 = sign(c.signer, c.md, &content, c.attrs, c.certs, c.keyid);
         let module = trailer::append(&content, &p7);
@@ -479,15 +443,10 @@ fn verdicts_agree_with_openssl() {
 
 #[test]
 fn the_verified_signer_is_the_trusted_certificate() {
-    if !have_openssl() {
+    let Some((store, content)) = signing() else {
         return;
-    }
-    let store = store();
-    let content = content();
-    let module = trailer::append(
-        &content,
-        &sign("trusted", "sha256", &content, false, false, false),
-    );
+    };
+    let module = trailer::append(&content, &sign_file("trusted", &content));
     let ok = verify(&module, &store).expect("test fixture");
     assert_eq!(ok.cert.subject, "CN=modgate test signing key");
     assert_eq!(ok.cert.serial, "10:01");
@@ -532,12 +491,10 @@ fn patch_oid(der: &mut [u8], from: &[u8], to: &[u8]) {
 
 #[test]
 fn unknown_digest_and_malformed_signatures_are_refused_clearly() {
-    if !have_openssl() {
+    let Some((store, content)) = signing() else {
         return;
-    }
-    let store = store();
-    let content = content();
-    let p7 = sign("trusted", "sha256", &content, false, false, false);
+    };
+    let p7 = sign_file("trusted", &content);
     // sha256 (2.16.840.1.101.3.4.2.1) -> sha3-256 (2.16.840.1.101.3.4.2.8), both places.
     let sha256 = [0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01];
     let sha3 = [0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x08];
@@ -584,15 +541,10 @@ fn unknown_digest_and_malformed_signatures_are_refused_clearly() {
 
 #[test]
 fn verdict_serialises_to_json() {
-    if !have_openssl() {
+    let Some((store, content)) = signing() else {
         return;
-    }
-    let store = store();
-    let content = content();
-    let module = trailer::append(
-        &content,
-        &sign("trusted", "sha256", &content, false, false, false),
-    );
+    };
+    let module = trailer::append(&content, &sign_file("trusted", &content));
     let v = check(&module, &store);
     let j: serde_json::Value = serde_json::to_value(&v).expect("test fixture");
     assert_eq!(j["signature"]["status"], "verified");
