@@ -5,6 +5,8 @@
 //! Needs the openssl, gzip, xz and zstd tools; without them the tests say so and pass,
 //! unless `MODGATE_REQUIRE_REAL=1`, where they fail.
 
+mod common;
+
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -28,25 +30,16 @@ fn tools_present() -> bool {
 }
 
 fn cert_der(dir: &Path, cn: &str) -> Vec<u8> {
-    let out = dir.join(format!("{cn}.der"));
-    let st = Command::new("openssl")
-        .args([
+    let subj = format!("/CN={cn}");
+    let (key, out) = (format!("{cn}.key"), format!("{cn}.der"));
+    common::openssl(
+        &[
             "req", "-x509", "-nodes", "-newkey", "rsa:2048", "-days", "1", "-outform", "DER",
-        ])
-        .arg("-subj")
-        .arg(format!("/CN={cn}"))
-        .arg("-keyout")
-        .arg(dir.join(format!("{cn}.key")))
-        .arg("-out")
-        .arg(&out)
-        .output()
-        .expect("openssl req");
-    assert!(
-        st.status.success(),
-        "{}",
-        String::from_utf8_lossy(&st.stderr)
+            "-subj", &subj, "-keyout", &key, "-out", &out,
+        ],
+        dir,
     );
-    std::fs::read(out).expect("read cert")
+    std::fs::read(dir.join(out)).expect("read cert")
 }
 
 fn compress(tool: &[&str], data: &[u8]) -> Vec<u8> {
