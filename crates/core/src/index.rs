@@ -156,7 +156,8 @@ impl<'a> BinIndex<'a> {
         self.node(off).map(Some)
     }
 
-    fn values(&self, node: &Node<'a>) -> Result<Vec<IndexValue>, IndexError> {
+    /// The node's values, and how many bytes of the file they took.
+    fn values(&self, node: &Node<'a>) -> Result<(Vec<IndexValue>, usize), IndexError> {
         // The count comes from the file: never trust it for an allocation.
         let mut out = Vec::with_capacity((node.value_count as usize).min(node.values.len() / 5));
         let mut at = 0usize;
@@ -173,7 +174,7 @@ impl<'a> BinIndex<'a> {
             at += len + 1;
             out.push(IndexValue { priority, value });
         }
-        Ok(out)
+        Ok((out, at))
     }
 
     /// Exact lookup: the first value stored under `key` (kmod's `index_mm_search`).
@@ -189,7 +190,7 @@ impl<'a> BinIndex<'a> {
                 i += 1;
             }
             if i == key.len() {
-                return Ok(self.values(&node)?.into_iter().next().map(|v| v.value));
+                return Ok(self.values(&node)?.0.into_iter().next().map(|v| v.value));
             }
             match self.child(&node, key[i])? {
                 Some(c) => node = c,
@@ -203,20 +204,12 @@ impl<'a> BinIndex<'a> {
         )
     }
 
-    /// The most nodes a walk over the whole trie can meet in a file this size. In a
-    /// trie every node but the root has one parent, whose child table gives it four
-    /// bytes of its own: a walk that meets more is going round a subtree shared by
-    /// several parents, which would otherwise take time exponential in the file's size.
-    fn node_budget(&self) -> usize {
-        self.data.len() / 4 + 1
-    }
-
     /// Wildcard lookup: the values of every stored pattern that matches `key`, ordered by
     /// priority as kmod's `index_mm_searchwild` orders them.
     pub fn search_wild(&self, key: &str) -> Result<Vec<IndexValue>, IndexError> {
         let mut found = Found {
             values: Vec::new(),
-            left: self.node_budget(),
+            budget: Budget::new(self.data),
         };
         let mut buf = Vec::new();
         let root = self.node(self.root)?;
@@ -250,7 +243,7 @@ impl<'a> BinIndex<'a> {
                 }
             }
             if i == key.len() {
-                for v in self.values(&node)? {
+                for v in self.values(&node)?.0 {
                     add_value(&mut found.values, v);
                 }
                 return Ok(());
@@ -279,7 +272,7 @@ impl<'a> BinIndex<'a> {
         if depth > MAX_DEPTH {
             return corrupt(node.values_at, "trie deeper than any key");
         }
-        visit(node, &mut found.left)?;
+        found.budget.visit(node)?;
         let pushed = node.prefix.len() - j;
         buf.extend_from_slice(&node.prefix[j..]);
         if !node.children.is_empty() {
@@ -294,7 +287,9 @@ impl<'a> BinIndex<'a> {
         if node.value_count > 0 {
             let pattern = String::from_utf8_lossy(buf);
             if fnmatch(&pattern, &String::from_utf8_lossy(subkey)) {
-                for v in self.values(node)? {
+                let (values, bytes) = self.values(node)?;
+                found.budget.spend(node.values_at, bytes)?;
+                for v in values {
                     add_value(&mut found.values, v);
                 }
             }
@@ -308,8 +303,8 @@ impl<'a> BinIndex<'a> {
         let mut out = Vec::new();
         let mut buf = Vec::new();
         let root = self.node(self.root)?;
-        let mut left = self.node_budget();
-        self.dump_node(&root, &mut buf, &mut out, 0, &mut left)?;
+        let mut budget = Budget::new(self.data);
+        self.dump_node(&root, &mut buf, &mut out, 0, &mut budget)?;
         Ok(out)
     }
 
@@ -319,22 +314,24 @@ impl<'a> BinIndex<'a> {
         buf: &mut Vec<u8>,
         out: &mut Vec<(String, IndexValue)>,
         depth: usize,
-        left: &mut usize,
+        budget: &mut Budget,
     ) -> Result<(), IndexError> {
         if depth > MAX_DEPTH {
             return corrupt(node.values_at, "trie deeper than any key");
         }
-        visit(node, left)?;
+        budget.visit(node)?;
         let len = buf.len();
         buf.extend_from_slice(node.prefix);
-        for v in self.values(node)? {
+        let (values, bytes) = self.values(node)?;
+        budget.spend(node.values_at, bytes)?;
+        for v in values {
             out.push((String::from_utf8_lossy(buf).into_owned(), v));
         }
         if !node.children.is_empty() {
             for ch in node.first..=node.last {
                 if let Some(child) = self.child(node, ch)? {
                     buf.push(ch);
-                    self.dump_node(&child, buf, out, depth + 1, left)?;
+                    self.dump_node(&child, buf, out, depth + 1, budget)?;
                     buf.pop();
                 }
             }
@@ -346,22 +343,53 @@ impl<'a> BinIndex<'a> {
 
 /// kmod's `add_value`: keep the list sorted by priority; a value goes before the first
 /// one whose priority is not lower than its own.
-/// What a wildcard walk has found so far, and how many more nodes it may meet.
+/// What a wildcard walk has found so far, and what it may still meet.
 struct Found {
     values: Vec<IndexValue>,
-    left: usize,
+    budget: Budget,
 }
 
-/// Counts one node of a walk against its budget (see [`BinIndex::node_budget`]).
-fn visit(node: &Node<'_>, left: &mut usize) -> Result<(), IndexError> {
-    if *left == 0 {
-        return corrupt(
-            node.values_at,
-            "more nodes than the file holds (a subtree shared by several parents)",
-        );
+/// What a walk over the whole trie may still meet in a file this size. depmod writes
+/// every node once: each node but the root has a four-byte slot of its own in its
+/// parent's child table, and its prefix, child table and values are bytes of its own.
+/// A walk that meets more nodes is going round a subtree shared by several parents (time
+/// exponential in the file's size); one that meets more bytes is reading nodes laid over
+/// one another (keys and values as long as the file, once per node).
+const OVERREAD: &str =
+    "a walk meets more than the file holds (nodes shared by several parents or laid over one another)";
+
+struct Budget {
+    nodes: usize,
+    bytes: usize,
+}
+
+impl Budget {
+    fn new(data: &[u8]) -> Self {
+        Budget {
+            nodes: data.len() / 4 + 1,
+            bytes: data.len(),
+        }
     }
-    *left -= 1;
-    Ok(())
+
+    /// Counts one node, its prefix and its child table.
+    fn visit(&mut self, node: &Node<'_>) -> Result<(), IndexError> {
+        if self.nodes == 0 {
+            return corrupt(node.values_at, OVERREAD);
+        }
+        self.nodes -= 1;
+        self.spend(node.values_at, node.prefix.len() + node.children.len())
+    }
+
+    /// Counts bytes of a node read as the walk goes (its values).
+    fn spend(&mut self, at: usize, bytes: usize) -> Result<(), IndexError> {
+        match self.bytes.checked_sub(bytes) {
+            Some(left) => {
+                self.bytes = left;
+                Ok(())
+            }
+            None => corrupt(at, OVERREAD),
+        }
+    }
 }
 
 pub(crate) fn add_value(out: &mut Vec<IndexValue>, v: IndexValue) {
