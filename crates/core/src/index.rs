@@ -341,13 +341,15 @@ impl<'a> BinIndex<'a> {
     }
 }
 
-/// kmod's `add_value`: keep the list sorted by priority; a value goes before the first
-/// one whose priority is not lower than its own.
 /// What a wildcard walk has found so far, and what it may still meet.
 struct Found {
     values: Vec<IndexValue>,
     budget: Budget,
 }
+
+/// Why a walk that meets more than the file holds stops (see [`Budget`]).
+const OVERREAD: &str =
+    "a walk meets more than the file holds (nodes shared by several parents or laid over one another)";
 
 /// What a walk over the whole trie may still meet in a file this size. depmod writes
 /// every node once: each node but the root has a four-byte slot of its own in its
@@ -355,9 +357,6 @@ struct Found {
 /// A walk that meets more nodes is going round a subtree shared by several parents (time
 /// exponential in the file's size); one that meets more bytes is reading nodes laid over
 /// one another (keys and values as long as the file, once per node).
-const OVERREAD: &str =
-    "a walk meets more than the file holds (nodes shared by several parents or laid over one another)";
-
 struct Budget {
     nodes: usize,
     bytes: usize,
@@ -392,6 +391,8 @@ impl Budget {
     }
 }
 
+/// kmod's `add_value`: keep the list sorted by priority; a value goes before the first
+/// one whose priority is not lower than its own.
 pub(crate) fn add_value(out: &mut Vec<IndexValue>, v: IndexValue) {
     let pos = out
         .iter()
