@@ -155,36 +155,14 @@ impl Deadline {
     /// budget runs out during an insertion that does not return within the grace,
     /// stops the load and rolls back what it inserted, newest first.
     pub fn watch(&self, syscalls: &dyn ModuleSyscalls) -> Watch<'_> {
-        let mut p = self.lock();
-        loop {
-            if p.finished {
-                return Watch::Finished;
-            }
-            let left = self.remaining();
-            if left.is_zero() {
-                break;
-            }
-            p = self
-                .changed
-                .wait_timeout(p, left)
-                .map(|(g, _)| g)
-                .unwrap_or_else(|e| e.into_inner().0);
+        let (p, finished) = self.wait_while(self.lock(), self.at, |_| true);
+        if finished {
+            return Watch::Finished;
         }
         // An insertion in flight: give it the grace to return.
-        let grace_end = self.at + self.grace;
-        loop {
-            if p.finished {
-                return Watch::Finished;
-            }
-            let left = grace_end.saturating_duration_since(Instant::now());
-            if p.inserting.is_none() || left.is_zero() {
-                break;
-            }
-            p = self
-                .changed
-                .wait_timeout(p, left)
-                .map(|(g, _)| g)
-                .unwrap_or_else(|e| e.into_inner().0);
+        let (mut p, finished) = self.wait_while(p, self.at + self.grace, |p| p.inserting.is_some());
+        if finished {
+            return Watch::Finished;
         }
         let Some(module) = p.inserting.clone() else {
             return Watch::Passed;
@@ -197,14 +175,24 @@ impl Deadline {
 
     /// Waits until `until` or the end of the work; `true` when the work ended.
     pub fn wait_end(&self, until: Instant) -> bool {
-        let mut p = self.lock();
+        self.wait_while(self.lock(), until, |_| true).1
+    }
+
+    /// Waits while `busy` holds, until `until` or the end of the work; `true` with the
+    /// guard when the work ended.
+    fn wait_while<'a>(
+        &'a self,
+        mut p: MutexGuard<'a, Progress>,
+        until: Instant,
+        busy: impl Fn(&Progress) -> bool,
+    ) -> (MutexGuard<'a, Progress>, bool) {
         loop {
             if p.finished {
-                return true;
+                return (p, true);
             }
             let left = until.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return false;
+            if left.is_zero() || !busy(&p) {
+                return (p, false);
             }
             p = self
                 .changed
