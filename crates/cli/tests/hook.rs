@@ -197,6 +197,26 @@ fn legacy_bundle_path_and_syscontainer_hooks_name() {
 }
 
 #[test]
+fn a_state_written_late_to_a_nonblocking_pipe_is_waited_for() {
+    // lxc's OCI hooks: stdin is an O_NONBLOCK pipe that lxc writes after the fork. The
+    // hook must wait for the state, not refuse the container on EAGAIN.
+    let e = env();
+    e.live(&SEED);
+    e.config("c1", &[&format!("KERNEL_MODULES={SEED_REQUEST}")], &[]);
+    let log = e.log_path();
+    let o = modgate_testkit::run_with_late_nonblocking_stdin(
+        Command::new(env!("CARGO_BIN_EXE_modgate"))
+            .arg("--root")
+            .arg(e.root())
+            .args(["hook", "prestart", "--log"])
+            .arg(&log),
+        &e.state("c1"),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(e.log().contains("decision=allowed"), "{}", e.log());
+}
+
+#[test]
 fn policy_file_permissive_and_require_annotations() {
     let e = env();
     e.live(&["dummy", "veth"]);

@@ -502,7 +502,6 @@ fn the_original_syscontainer_hook_still_runs_after_modgate() {
     if !as_root("the_original_syscontainer_hook_still_runs_after_modgate") {
         return;
     }
-    use std::io::Write;
     use std::os::unix::fs::PermissionsExt;
     let d = tempfile::tempdir().expect("tempdir");
     let dir = d.path().join("hooks");
@@ -534,20 +533,11 @@ fn the_original_syscontainer_hook_still_runs_after_modgate() {
             r#"{{"ociVersion":"1.0.2","id":"c1","status":"creating","pid":1,"bundle":"{}"}}"#,
             bundle.display()
         );
-        let mut child = std::process::Command::new(&link)
-            .args(["--state", stage])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("spawn");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(state.as_bytes())
-            .expect("feed");
-        let out = child.wait_with_output().expect("wait");
+        // As iSulad's lcr runtime calls it: the state comes late on a non-blocking pipe.
+        let out = modgate_testkit::run_with_late_nonblocking_stdin(
+            std::process::Command::new(&link).args(["--state", stage]),
+            &state,
+        );
         eprintln!("{}", String::from_utf8_lossy(&out.stderr));
         (out.status.success(), state)
     };

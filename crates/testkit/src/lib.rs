@@ -78,6 +78,27 @@ pub fn run_with_stdin(cmd: &mut Command, stdin: &str) -> Output {
     child.wait_with_output().expect("wait")
 }
 
+/// Runs `cmd` with `stdin` handed over the way lxc (iSulad's lcr runtime) hands OCI
+/// hooks their state: a non-blocking pipe, written only after the process started (here
+/// 200 ms after), so that its first read finds the pipe empty.
+pub fn run_with_late_nonblocking_stdin(cmd: &mut Command, stdin: &str) -> Output {
+    let (r, mut w) = std::io::pipe().expect("pipe");
+    let flags = rustix::fs::fcntl_getfl(&r).expect("F_GETFL");
+    rustix::fs::fcntl_setfl(&r, flags | rustix::fs::OFlags::NONBLOCK).expect("F_SETFL");
+    let child = cmd
+        .stdin(r)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    if let Err(e) = w.write_all(stdin.as_bytes()) {
+        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "write stdin: {e}");
+    }
+    drop(w);
+    child.wait_with_output().expect("wait")
+}
+
 /// The real kernel tree `scripts/fetch-kernel` unpacked, as `(root, release)`, when the
 /// environment names one (`MODGATE_KERNEL_ROOT`, `MODGATE_KERNEL_RELEASE`). Without it a
 /// test skips, saying so, unless `MODGATE_REQUIRE_REAL` is set: then it fails.

@@ -18,7 +18,7 @@ pub fn run(g: &Global, args: &HookArgs) -> Result<ExitCode, Error> {
         .unwrap_or("");
     let root = Root::new(&g.root);
     let budget = args.load_budget_ms.map(std::time::Duration::from_millis);
-    let stdin = std::io::stdin().lock();
+    let stdin = hook::Stdin(std::io::stdin().lock());
     let job = match hook::prepare(stage, &root, args.timeout, budget, stdin) {
         Ok(Some(job)) => job,
         Ok(None) => return Ok(ExitCode::SUCCESS),

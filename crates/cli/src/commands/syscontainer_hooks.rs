@@ -5,25 +5,23 @@
 //! would otherwise load the refused modules itself.
 
 use std::ffi::OsString;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, ExitStatus, Stdio};
 
 use modgate_host::engines::syscontainer;
+use modgate_host::hook;
 
 use crate::Error;
 
 pub const NAME: &str = "syscontainer-hooks";
-/// Largest OCI state read from stdin (the hook's own limit).
-const MAX_STATE_BYTES: u64 = 1 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChainError {
-    #[error("cannot read the OCI state on stdin")]
-    Stdin(#[source] std::io::Error),
-    #[error("OCI state on stdin is larger than {MAX_STATE_BYTES} bytes")]
-    TooLarge,
+    /// The state on stdin, read as the hook reads it.
+    #[error(transparent)]
+    State(#[from] hook::HookError),
     #[error("cannot run {}", path.display())]
     Run {
         path: PathBuf,
@@ -77,15 +75,8 @@ fn feed(mut cmd: Command, path: &Path, state: &[u8]) -> Result<ExitStatus, Chain
 }
 
 fn run(argv: &[OsString], original: &Path) -> Result<ExitCode, Error> {
-    let mut state = Vec::new();
-    std::io::stdin()
-        .lock()
-        .take(MAX_STATE_BYTES + 1)
-        .read_to_end(&mut state)
-        .map_err(ChainError::Stdin)?;
-    if state.len() as u64 > MAX_STATE_BYTES {
-        return Err(ChainError::TooLarge.into());
-    }
+    let state =
+        hook::state_bytes(hook::Stdin(std::io::stdin().lock())).map_err(ChainError::from)?;
     let args = argv.get(1..).unwrap_or_default();
     let this = std::env::current_exe()?;
     // Named `modgate`, the child is the hook itself, not this chain again.

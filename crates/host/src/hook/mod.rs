@@ -26,7 +26,7 @@ use crate::lifecycle::{has_record, Identity};
 use crate::loader::{Deadline, LoadError};
 use crate::pipeline::{self, AdmitError, Holder, Host, Outcome};
 use crate::root::Root;
-pub use bundle::{read_config, read_state, BundleError, MAX_STATE_BYTES};
+pub use bundle::{read_config, read_state, state_bytes, BundleError, Stdin, MAX_STATE_BYTES};
 
 /// The OCI hook stages modgate is called at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
