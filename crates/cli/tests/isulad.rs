@@ -86,7 +86,7 @@ fn hook_spec_allowed_request_holds_until_the_container_stops() {
         "sleep",
         "1000",
     ]);
-    assert!(out.status.success(), "isula run -d failed:\n{}", i.log());
+    i.assert_ok("isula run -d", &out, &f.log());
     let id = first_line(&out);
     let _c = Containers {
         i: &i,
@@ -130,7 +130,7 @@ fn hook_spec_refusals_exit_125_with_modgates_line() {
     // No request: the hook returns at once and logs nothing.
     let logged = log_lines(&f.log(), "prestart").len();
     let out = run_hello(&i, Some(spec), None);
-    assert!(out.status.success(), "isula run failed:\n{}", i.log());
+    i.assert_ok("isula run", &out, &f.log());
     assert_eq!(stdout(&out), "hello\n");
     assert_eq!(log_lines(&f.log(), "prestart").len(), logged);
     assert!(holders(&f.fx()).is_empty());

@@ -133,14 +133,18 @@ fn seed_command_with_the_syscontainer_hooks_link() {
         Some("KERNEL_MODULES=ip_vs,ip_vs_wrr"),
         "run",
     );
-    assert!(out.status.success(), "isula run failed:\n{}", i.log());
+    i.assert_ok("isula run", &out, &f.log());
     let id = first_line(&out);
     c.ids.push(id.clone());
     assert_one_allowed(&f, &id);
     assert_eq!(holders(&f.fx()), vec![id.clone()], "{}", status(&f.fx()));
 
     // A normal stop: poststop (from isulad, pid -1) releases.
-    assert!(i.run_isula(&["stop", "-t", "3", &id]).status.success());
+    i.assert_ok(
+        "isula stop",
+        &i.run_isula(&["stop", "-t", "3", &id]),
+        &f.log(),
+    );
     assert_released(&f.fx());
     assert_eq!(log_lines(&f.log(), "poststop").len(), 1);
 }
@@ -236,24 +240,32 @@ fn lcr_create_then_start_and_no_request() {
         Some("KERNEL_MODULES=ip_vs,ip_vs_wrr"),
         "create",
     );
-    assert!(out.status.success(), "isula create failed:\n{}", i.log());
+    i.assert_ok("isula create", &out, &f.log());
     let id = first_line(&out);
     c.ids.push(id.clone());
     // prestart runs at start, not at create.
     assert!(holders(&f.fx()).is_empty());
     let out = i.run_isula(&["start", &id]);
-    assert!(out.status.success(), "isula start failed:\n{}", i.log());
+    i.assert_ok("isula start", &out, &f.log());
     assert_one_allowed(&f, &id);
     assert_eq!(holders(&f.fx()), vec![id.clone()]);
-    assert!(i.run_isula(&["stop", "-t", "3", &id]).status.success());
+    i.assert_ok(
+        "isula stop",
+        &i.run_isula(&["stop", "-t", "3", &id]),
+        &f.log(),
+    );
     assert_released(&f.fx());
 
     // No request: the system container runs, nothing is held or logged.
     let out = run_system(&i, &f, &spec, None, "run");
-    assert!(out.status.success(), "isula run failed:\n{}", i.log());
+    i.assert_ok("isula run", &out, &f.log());
     let id = first_line(&out);
     c.ids.push(id.clone());
     assert!(holders(&f.fx()).is_empty());
     assert_eq!(log_lines(&f.log(), "prestart").len(), 1);
-    assert!(i.run_isula(&["stop", "-t", "3", &id]).status.success());
+    i.assert_ok(
+        "isula stop",
+        &i.run_isula(&["stop", "-t", "3", &id]),
+        &f.log(),
+    );
 }

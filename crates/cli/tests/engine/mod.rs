@@ -353,10 +353,39 @@ impl Isulad {
         out
     }
 
+    /// What the daemon log says went wrong: its last 15 ERROR lines, then its last 10
+    /// lines without lxc's routine closing of inherited fds.
     pub fn log(&self) -> String {
         let log = std::fs::read_to_string(self.run.join("isulad.log")).unwrap_or_default();
-        let tail: Vec<&str> = log.lines().rev().take(40).collect();
-        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        let last = |lines: Vec<&str>, n: usize| {
+            let from = lines.len().saturating_sub(n);
+            lines[from..].join("\n")
+        };
+        let errors = log.lines().filter(|l| l.contains(" ERROR ")).collect();
+        let tail = log
+            .lines()
+            .filter(|l| !l.contains("lxc_check_inherited"))
+            .collect();
+        format!(
+            "--- daemon log, errors\n{}\n--- daemon log, last lines\n{}",
+            last(errors, 15),
+            last(tail, 10)
+        )
+    }
+
+    /// Asserts that an `isula` command succeeded; if not, says how it ended, what it
+    /// printed, what the hook logged to `hook_log` and what the daemon logged.
+    pub fn assert_ok(&self, what: &str, out: &Output, hook_log: &Path) {
+        assert!(
+            out.status.success(),
+            "{what} failed: {}\n--- stderr\n{}\n--- hook log\n{}\n{}",
+            out.status,
+            stderr(out).trim_end(),
+            std::fs::read_to_string(hook_log)
+                .unwrap_or_default()
+                .trim_end(),
+            self.log()
+        );
     }
 
     pub fn pidfile(&self) -> PathBuf {
