@@ -269,3 +269,40 @@ fn lcr_create_then_start_and_no_request() {
         &f.log(),
     );
 }
+
+#[test]
+fn lcr_starts_in_a_row_are_each_served() {
+    // lxc hands each hook its state on a non-blocking pipe that it writes after starting
+    // the hook: whichever comes first, every start must be served.
+    let Some((i, _one, f)) = isulad("lcr_starts_in_a_row_are_each_served") else {
+        return;
+    };
+    let spec = f.installed_hook_spec();
+    let _d = i.start();
+    let mut c = Containers { i: &i, ids: vec![] };
+    const STARTS: usize = 20;
+    for _ in 0..STARTS {
+        let out = run_system(&i, &f, &spec, Some("KERNEL_MODULES=ip_vs,ip_vs_wrr"), "run");
+        i.assert_ok("isula run", &out, &f.log());
+        c.ids.push(first_line(&out));
+    }
+    let allowed = log_lines(&f.log(), "prestart")
+        .iter()
+        .filter(|l| l.contains("decision=allowed"))
+        .count();
+    assert_eq!(
+        allowed,
+        STARTS,
+        "{}",
+        std::fs::read_to_string(f.log()).unwrap_or_default()
+    );
+    let mut held = holders(&f.fx());
+    held.sort();
+    let mut ids = c.ids.clone();
+    ids.sort();
+    assert_eq!(held, ids);
+    for id in &c.ids {
+        i.assert_ok("isula rm -f", &i.run_isula(&["rm", "-f", id]), &f.log());
+    }
+    assert_released(&f.fx());
+}
