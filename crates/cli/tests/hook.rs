@@ -216,6 +216,50 @@ fn a_state_written_late_to_a_nonblocking_pipe_is_waited_for() {
     assert!(e.log().contains("decision=allowed"), "{}", e.log());
 }
 
+/// `modgate hook prestart --timeout 1` started through `sh -c PREFIX; exec modgate ...`
+/// with a stdin that stays open and empty: how it ended, or `None` if it still ran after
+/// 15 s (then it is killed).
+fn hook_whose_state_never_comes(e: &TestEnv, prefix: &str) -> Option<std::process::ExitStatus> {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            r#"{prefix}; exec "$0" --root "$1" hook prestart --timeout 1"#
+        ))
+        .arg(env!("CARGO_BIN_EXE_modgate"))
+        .arg(e.root())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let _open = child.stdin.take();
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(15) {
+        if let Some(st) = child.try_wait().expect("wait") {
+            return Some(st);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+#[test]
+fn a_state_that_never_comes_ends_at_the_timeout_even_with_sigalrm_ignored() {
+    use std::os::unix::process::ExitStatusExt;
+    let e = env();
+    // SIGALRM ignored by the runtime survives exec: the hook must not inherit a
+    // disarmed deadline.
+    for prefix in [":", "trap '' ALRM"] {
+        let st = hook_whose_state_never_comes(&e, prefix)
+            .unwrap_or_else(|| panic!("({prefix}) the hook still ran 15 s after its 1 s timeout"));
+        assert_eq!(st.signal(), Some(libc::SIGALRM), "({prefix}) {st}");
+    }
+}
+
 #[test]
 fn policy_file_permissive_and_require_annotations() {
     let e = env();

@@ -15,11 +15,29 @@ use crate::loader::deadline::{Deadline, Watch};
 use crate::loader::LoadError;
 
 /// Arms (or, with 0, cancels) the process's alarm: when it fires, SIGALRM's default
-/// action ends the process.
+/// action ends the process. A runtime may have left SIGALRM ignored or blocked, and
+/// both survive exec: arming first makes it the default action, unblocked.
 pub fn alarm(secs: u64) {
+    if secs > 0 {
+        sigalrm_ends_the_process();
+    }
     let secs = secs.min(u32::MAX as u64) as libc::c_uint;
     // SAFETY: alarm(2) takes a plain integer, touches no memory and cannot fail.
     unsafe { libc::alarm(secs) };
+}
+
+fn sigalrm_ends_the_process() {
+    // SAFETY: signal(2) with SIG_DFL installs no handler code and touches no memory.
+    unsafe { libc::signal(libc::SIGALRM, libc::SIG_DFL) };
+    let mut set = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: sigemptyset initialises the set it is given; sigaddset then changes that
+    // initialised set; pthread_sigmask only reads it (no old mask asked for). Threads
+    // started later inherit the mask.
+    unsafe {
+        libc::sigemptyset(set.as_mut_ptr());
+        libc::sigaddset(set.as_mut_ptr(), libc::SIGALRM);
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, set.as_ptr(), std::ptr::null_mut());
+    }
 }
 
 /// What the hook keeps of a timeout for rolling back: a tenth of it, at least a
