@@ -199,6 +199,7 @@ fn lcr_refusals_exit_125_and_a_failed_prestart_releases() {
         Some("KERNEL_MODULES=ip_vs,ip_vs_wrr"),
         "run",
     );
+    c.ids.push(first_line(&out));
     assert_eq!(
         out.status.code(),
         Some(125),
