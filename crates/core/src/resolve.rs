@@ -1,6 +1,7 @@
 //! The resolver: from a name to a load plan, with kmod's lookup order and its dependency
 //! and softdep walk, so that the plan lists what `modprobe` would load, in its order.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 
 use crate::config::Config;
@@ -74,6 +75,9 @@ pub struct Resolver<'r> {
     dirname: &'r str,
     mods: Vec<Mod>,
     by_key: HashMap<(String, Option<String>), usize>,
+    /// What the kernel said of each module, asked once a plan: a module several targets
+    /// depend on has one state in the plan.
+    states: RefCell<HashMap<String, ModState>>,
 }
 
 #[derive(Clone, Copy)]
@@ -99,7 +103,17 @@ impl<'r> Resolver<'r> {
             dirname,
             mods: Vec::new(),
             by_key: HashMap::new(),
+            states: RefCell::default(),
         }
+    }
+
+    /// The kernel's state of `name`, asked once per resolver.
+    fn state(&self, name: &str, kernel: &dyn KernelView) -> ModState {
+        *self
+            .states
+            .borrow_mut()
+            .entry(name.to_string())
+            .or_insert_with(|| kernel.state(name))
     }
 
     fn err(&self, source: DbError) -> ResolveError {
@@ -395,7 +409,7 @@ impl<'r> Resolver<'r> {
                     command: command.clone(),
                     source: source.clone(),
                 },
-                (None, Some(path)) => match kernel.state(&name) {
+                (None, Some(path)) => match self.state(&name, kernel) {
                     ModState::Live => Action::Loaded,
                     ModState::Coming => Action::Coming,
                     ModState::Builtin => Action::Builtin,

@@ -345,6 +345,29 @@ fn live_coming_and_builtin_states() {
     assert_eq!(p.modprobe_lines.len(), 4);
 }
 
+/// A kernel view that counts what it is asked (a fake).
+struct CountingKernel(std::cell::RefCell<HashMap<String, usize>>);
+
+impl KernelView for CountingKernel {
+    fn state(&self, name: &str) -> ModState {
+        *self.0.borrow_mut().entry(name.to_string()).or_default() += 1;
+        ModState::Live
+    }
+}
+
+#[test]
+fn a_plan_asks_the_kernel_once_per_module() {
+    // ip_vs_wrr depends on ip_vs and its dependencies: planning both targets walks them
+    // twice, and each module's state is still read once.
+    let kernel = CountingKernel(Default::default());
+    let p = plan("", &["ip_vs", "ip_vs_wrr"], &kernel).expect("plan");
+    assert!(p.steps.iter().all(|s| s.action == Action::Loaded));
+    // `plan` resolves with the text and the binary indexes: two resolvers, two asks.
+    let asked = kernel.0.into_inner();
+    assert_eq!(asked.len(), p.steps.len(), "{asked:?}");
+    assert!(asked.values().all(|&n| n == 2), "{asked:?}");
+}
+
 #[test]
 fn a_module_named_twice_loads_once() {
     let p = plan("", &["ip_vs", "ip_vs_wrr", "ip_vs"], &NothingLoaded).expect("plan");
