@@ -4,6 +4,7 @@ wall time and each child's own peak RSS."""
 
 import os
 import subprocess
+import sys
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -43,3 +44,23 @@ def ms(s):
 
 def mib(kib):
     return f"{kib / 1024:.2f} MiB"
+
+
+class Targets:
+    """The targets a benchmark checks: each `check` says whether it was met; `done`
+    names the missed ones and exits 1 if there are any."""
+
+    def __init__(self):
+        self.missed = []
+
+    def check(self, what, ok):
+        if not ok:
+            self.missed.append(what)
+        return "" if ok else "  MISSED"
+
+    def done(self):
+        if self.missed:
+            print(f"targets missed: {', '.join(self.missed)}")
+        else:
+            print("all targets met")
+        sys.exit(1 if self.missed else 0)
