@@ -140,11 +140,7 @@ fn seed_command_with_the_syscontainer_hooks_link() {
     assert_eq!(holders(&f.fx()), vec![id.clone()], "{}", status(&f.fx()));
 
     // A normal stop: poststop (from isulad, pid -1) releases.
-    i.assert_ok(
-        "isula stop",
-        &i.run_isula(&["stop", "-t", "3", &id]),
-        &f.log(),
-    );
+    i.stop(&id, &f.log());
     assert_released(&f.fx());
     assert_eq!(log_lines(&f.log(), "poststop").len(), 1);
 }
@@ -250,11 +246,7 @@ fn lcr_create_then_start_and_no_request() {
     i.assert_ok("isula start", &out, &f.log());
     assert_one_allowed(&f, &id);
     assert_eq!(holders(&f.fx()), vec![id.clone()]);
-    i.assert_ok(
-        "isula stop",
-        &i.run_isula(&["stop", "-t", "3", &id]),
-        &f.log(),
-    );
+    i.stop(&id, &f.log());
     assert_released(&f.fx());
 
     // No request: the system container runs, nothing is held or logged.
@@ -264,11 +256,7 @@ fn lcr_create_then_start_and_no_request() {
     c.ids.push(id.clone());
     assert!(holders(&f.fx()).is_empty());
     assert_eq!(log_lines(&f.log(), "prestart").len(), 1);
-    i.assert_ok(
-        "isula stop",
-        &i.run_isula(&["stop", "-t", "3", &id]),
-        &f.log(),
-    );
+    i.stop(&id, &f.log());
 }
 
 #[test]

@@ -373,6 +373,15 @@ impl Isulad {
         )
     }
 
+    /// `isula stop -t 3 ID`, which must succeed (as [`Isulad::assert_ok`]).
+    pub fn stop(&self, id: &str, hook_log: &Path) {
+        self.assert_ok(
+            "isula stop",
+            &self.run_isula(&["stop", "-t", "3", id]),
+            hook_log,
+        );
+    }
+
     /// Asserts that an `isula` command succeeded; if not, says how it ended, what it
     /// printed, what the hook logged to `hook_log` and what the daemon logged.
     pub fn assert_ok(&self, what: &str, out: &Output, hook_log: &Path) {
